@@ -1,0 +1,19 @@
+"""universal-mfp: a universal multi-fidelity (GGA/PBE + r2SCAN) equivariant interatomic potential."""
+
+from universal_mfp.calculator import MFCalculator
+from universal_mfp.data.frame import Frame
+from universal_mfp.inference import Prediction, predict_structures
+from universal_mfp.model import ModelConfig, MultiFidelityPotential, build_model
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Frame",
+    "MFCalculator",
+    "ModelConfig",
+    "MultiFidelityPotential",
+    "Prediction",
+    "__version__",
+    "build_model",
+    "predict_structures",
+]

@@ -1,0 +1,40 @@
+"""Fidelity conditioning: an equivariant linear layer whose scalar outputs depend on the fidelity.
+
+SevenNet-MF appends the one-hot fidelity to the scalar inputs of the self-interaction and readout
+linear layers. For a linear layer, the one-hot's weights contribute exactly one learned vector per
+fidelity to the scalar (0e) outputs, so this layer adds ``bias[fidelity]`` to them: the same function,
+at the cost of a gather. Vectors and tensors receive no bias, which keeps the layer equivariant.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from e3nn import o3
+from torch import nn
+
+
+class FidelityLinear(nn.Module):
+    """``o3.Linear`` plus a per-fidelity vector added to the scalar (0e) output channels."""
+
+    def __init__(self, irreps_in: o3.Irreps | str, irreps_out: o3.Irreps | str, num_fidelities: int) -> None:
+        super().__init__()
+        self.irreps_in = o3.Irreps(irreps_in)
+        self.irreps_out = o3.Irreps(irreps_out)
+        self.linear = o3.Linear(self.irreps_in, self.irreps_out)
+        scalar_channels = []
+        for (mul, ir), span in zip(self.irreps_out, self.irreps_out.slices(), strict=True):
+            if ir == o3.Irrep("0e"):
+                scalar_channels.extend(range(span.start, span.start + mul))
+        self.register_buffer("scalar_channels", torch.tensor(scalar_channels, dtype=torch.long), persistent=False)
+        fan_in = sum(mul for mul, ir in self.irreps_in if ir == o3.Irrep("0e")) + num_fidelities
+        # Initialised like the one-hot's weights in a layer with the one-hot appended to its inputs.
+        self.fidelity_bias = nn.Parameter(torch.randn(num_fidelities, len(scalar_channels)) / math.sqrt(fan_in))
+
+    def forward(self, features: torch.Tensor, node_fidelity: torch.Tensor) -> torch.Tensor:
+        """Apply the layer to [N, irreps_in.dim] features with per-node fidelity indices [N]."""
+        out = self.linear(features)
+        if self.scalar_channels.numel() == 0:
+            return out
+        return out.index_add(1, self.scalar_channels, self.fidelity_bias[node_fidelity])

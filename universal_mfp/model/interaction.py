@@ -1,0 +1,106 @@
+"""One message-passing layer: fidelity-conditioned linear, edge tensor product, gate, self-connection."""
+
+from __future__ import annotations
+
+import torch
+from e3nn import o3
+from e3nn.nn import FullyConnectedNet, Gate
+from torch import nn
+
+from universal_mfp.model.fidelity_linear import FidelityLinear
+
+_SCALAR_ACTIVATIONS = {1: torch.nn.functional.silu, -1: torch.tanh}
+
+
+def _tensor_product_paths(
+    irreps_in: o3.Irreps, irreps_sh: o3.Irreps, wanted: o3.Irreps
+) -> tuple[o3.Irreps, list[tuple[int, int, int, str, bool]]]:
+    """Channel-wise ('uvu') paths from node features x edge harmonics to the irreps in ``wanted``."""
+    wanted_irs = {ir for _, ir in wanted}
+    mid: list[tuple[int, o3.Irrep]] = []
+    instructions = []
+    for i, (mul, ir_in) in enumerate(irreps_in):
+        for j, (_, ir_sh) in enumerate(irreps_sh):
+            for ir_out in ir_in * ir_sh:
+                if ir_out in wanted_irs:
+                    instructions.append((i, j, len(mid), "uvu", True))
+                    mid.append((mul, ir_out))
+    irreps_mid = o3.Irreps(mid)
+    irreps_sorted, permutation, _ = irreps_mid.sort()
+    instructions = [(i, j, permutation[k], mode, train) for i, j, k, mode, train in instructions]
+    return irreps_sorted, instructions
+
+
+class InteractionBlock(nn.Module):
+    """``h' = Gate(Linear2_f(Σ_j TP(Linear1_f(h)_j, Y(r̂_ij); R(|r_ij|)) / avg_neighbors) + SelfConnection(h))``.
+
+    ``Linear1_f`` and ``Linear2_f`` are conditioned on the fidelity (``FidelityLinear``); the tensor
+    product weights come from a radial network of the smooth edge-length embedding, so every message
+    vanishes smoothly at the cutoff.
+    """
+
+    def __init__(
+        self,
+        irreps_in: o3.Irreps | str,
+        irreps_out: o3.Irreps | str,
+        irreps_sh: o3.Irreps | str,
+        num_radial_basis: int,
+        radial_mlp_hidden: tuple[int, ...],
+        avg_num_neighbors: float,
+        num_fidelities: int,
+    ) -> None:
+        super().__init__()
+        self.irreps_in = o3.Irreps(irreps_in)
+        irreps_sh = o3.Irreps(irreps_sh)
+        irreps_target = o3.Irreps(irreps_out)
+        self.avg_num_neighbors = float(avg_num_neighbors)
+
+        self.linear_1 = FidelityLinear(self.irreps_in, self.irreps_in, num_fidelities)
+        # keep the 0e paths even if only non-scalars are wanted: the gates are scalars
+        irreps_mid, instructions = _tensor_product_paths(self.irreps_in, irreps_sh, irreps_target + "0e")
+        self.tensor_product = o3.TensorProduct(
+            self.irreps_in,
+            irreps_sh,
+            irreps_mid,
+            instructions,
+            shared_weights=False,
+            internal_weights=False,
+        )
+        self.radial_network = FullyConnectedNet(
+            [num_radial_basis, *radial_mlp_hidden, self.tensor_product.weight_numel], torch.nn.functional.silu
+        )
+
+        reachable = {ir for _, ir in irreps_mid}
+        scalars = o3.Irreps([(mul, ir) for mul, ir in irreps_target if ir.l == 0 and ir in reachable])
+        gated = o3.Irreps([(mul, ir) for mul, ir in irreps_target if ir.l > 0 and ir in reachable])
+        gates = o3.Irreps(f"{gated.num_irreps}x0e") if gated.num_irreps > 0 else o3.Irreps("")
+        self.gate = Gate(
+            scalars,
+            [_SCALAR_ACTIVATIONS[ir.p] for _, ir in scalars],
+            gates,
+            [torch.sigmoid] * len(gates),
+            gated,
+        )
+        self.irreps_out = self.gate.irreps_out
+        self.linear_2 = FidelityLinear(irreps_mid, self.gate.irreps_in, num_fidelities)
+        self.self_connection = o3.Linear(self.irreps_in, self.gate.irreps_in)
+
+    def forward(
+        self,
+        features: torch.Tensor,
+        node_fidelity: torch.Tensor,
+        edge_index: torch.Tensor,
+        edge_harmonics: torch.Tensor,
+        edge_radial: torch.Tensor,
+    ) -> torch.Tensor:
+        """Update node features [N, irreps_in.dim] -> [N, irreps_out.dim]."""
+        centre, neighbour = edge_index[0], edge_index[1]
+        x = self.linear_1(features, node_fidelity)
+        weights = self.radial_network(edge_radial)
+        messages = self.tensor_product(x[neighbour], edge_harmonics, weights)
+        aggregated = torch.zeros(
+            features.shape[0], messages.shape[1], dtype=messages.dtype, device=messages.device
+        ).index_add(0, centre, messages)
+        aggregated = aggregated / self.avg_num_neighbors
+        out = self.linear_2(aggregated, node_fidelity) + self.self_connection(features)
+        return self.gate(out)

@@ -1,0 +1,202 @@
+"""The multi-fidelity equivariant potential: embedding, interaction layers, fidelity-conditioned readout."""
+
+from __future__ import annotations
+
+import torch
+from ase.data import chemical_symbols
+from e3nn import o3
+from torch import nn
+
+from universal_mfp.data import keys
+from universal_mfp.model.config import ModelConfig, resolve_dtype
+from universal_mfp.model.fidelity_linear import FidelityLinear
+from universal_mfp.model.gradients import energy_forces_stress
+from universal_mfp.model.interaction import InteractionBlock
+from universal_mfp.model.radial import RadialEmbedding
+
+
+class MultiFidelityPotential(nn.Module):
+    """E(3)-equivariant message-passing potential with one-hot fidelity conditioning (SevenNet-MF style).
+
+    The per-atom energy is ``ref[f, Z] + scale[f] * (y(h_i, f) - y_isolated(Z, f))`` where ``y`` is the
+    fidelity-conditioned readout of the final node features, ``y_isolated`` the same readout for an atom
+    with no neighbours, ``ref`` the per-fidelity element reference energies and ``scale`` a per-fidelity
+    energy scale. An isolated atom therefore has exactly its reference energy at every fidelity.
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        num_fidelities = len(config.fidelities)
+        num_species = len(config.elements)
+        hidden = o3.Irreps(config.hidden_irreps).simplify()
+        num_scalars = sum(mul for mul, ir in hidden if ir == o3.Irrep("0e"))
+
+        table = torch.full((len(chemical_symbols),), -1, dtype=torch.long)
+        table[torch.tensor(config.elements)] = torch.arange(num_species)
+        self.register_buffer("species_of_z", table, persistent=False)
+
+        self.embedding = nn.Embedding(num_species, num_scalars)
+        nn.init.normal_(self.embedding.weight)
+        self.radial = RadialEmbedding(config.cutoff, config.num_radial_basis, config.cutoff_polynomial_p)
+        irreps_sh = o3.Irreps.spherical_harmonics(config.lmax_edge)
+        self.spherical_harmonics = o3.SphericalHarmonics(irreps_sh, normalize=True, normalization="component")
+
+        scalars_only = o3.Irreps(f"{num_scalars}x0e")
+        irreps = scalars_only
+        blocks = []
+        for layer in range(config.num_layers):
+            target = scalars_only if layer == config.num_layers - 1 else hidden
+            block = InteractionBlock(
+                irreps,
+                target,
+                irreps_sh,
+                config.num_radial_basis,
+                config.radial_mlp_hidden,
+                config.avg_num_neighbors,
+                num_fidelities,
+            )
+            blocks.append(block)
+            irreps = block.irreps_out
+        self.interactions = nn.ModuleList(blocks)
+        self.readout_hidden = FidelityLinear(irreps, f"{config.readout_hidden}x0e", num_fidelities)
+        self.readout_out = FidelityLinear(f"{config.readout_hidden}x0e", "1x0e", num_fidelities)
+
+        self.register_buffer("element_references", torch.zeros(num_fidelities, num_species))
+        self.register_buffer("energy_scale", torch.ones(num_fidelities))
+        self.to(resolve_dtype(config.dtype))
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """Floating-point dtype of the parameters."""
+        return self.energy_scale.dtype
+
+    @property
+    def fidelities(self) -> tuple[str, ...]:
+        """Fidelity names in one-hot order."""
+        return self.config.fidelities
+
+    def set_energy_normalization(self, references: torch.Tensor, scale: torch.Tensor) -> None:
+        """Set per-fidelity element references [F, S] (eV) and energy scales [F] (eV)."""
+        references = torch.as_tensor(references, dtype=self.dtype, device=self.energy_scale.device)
+        scale = torch.as_tensor(scale, dtype=self.dtype, device=self.energy_scale.device)
+        if references.shape != self.element_references.shape or scale.shape != self.energy_scale.shape:
+            raise ValueError(
+                f"expected references {tuple(self.element_references.shape)} and scale "
+                f"{tuple(self.energy_scale.shape)}, got {tuple(references.shape)} and {tuple(scale.shape)}"
+            )
+        if not (torch.isfinite(references).all() and torch.isfinite(scale).all() and (scale > 0).all()):
+            raise ValueError("references must be finite and scales finite and positive")
+        self.element_references.copy_(references)
+        self.energy_scale.copy_(scale)
+
+    def species(self, atomic_numbers: torch.Tensor) -> torch.Tensor:
+        """Map atomic numbers [N] to embedding indices, raising ``ValueError`` on elements the model lacks."""
+        if atomic_numbers.numel() and (atomic_numbers.min() < 1 or atomic_numbers.max() >= len(chemical_symbols)):
+            raise ValueError("atomic numbers must be in 1..118")
+        species = self.species_of_z[atomic_numbers]
+        if (species < 0).any():
+            unknown = sorted({chemical_symbols[int(z)] for z in atomic_numbers[species < 0].unique()})
+            raise ValueError(
+                f"elements {unknown} are not supported by this model; it knows {self.config.element_symbols}"
+            )
+        return species
+
+    def _readout(
+        self,
+        species: torch.Tensor,
+        node_fidelity: torch.Tensor,
+        edge_index: torch.Tensor,
+        edge_vectors: torch.Tensor,
+    ) -> torch.Tensor:
+        """Per-atom readout ``y`` [N] of the final node features."""
+        lengths = torch.linalg.vector_norm(edge_vectors, dim=1)
+        edge_radial = self.radial(lengths)
+        edge_harmonics = self.spherical_harmonics(edge_vectors)
+        features = self.embedding(species)
+        for block in self.interactions:
+            features = block(features, node_fidelity, edge_index, edge_harmonics, edge_radial)
+        hidden = torch.nn.functional.silu(self.readout_hidden(features, node_fidelity))
+        return self.readout_out(hidden, node_fidelity).squeeze(-1)
+
+    def _isolated_readout(self, species: torch.Tensor, node_fidelity: torch.Tensor) -> torch.Tensor:
+        """Readout of each atom as if it had no neighbours, computed once per (fidelity, species) pair."""
+        num_species = self.species_of_z.new_tensor(len(self.config.elements))
+        pair = node_fidelity * num_species + species
+        unique, inverse = torch.unique(pair, return_inverse=True)
+        empty_edges = torch.zeros(2, 0, dtype=torch.long, device=species.device)
+        empty_vectors = torch.zeros(0, 3, dtype=self.dtype, device=species.device)
+        y_isolated = self._readout(unique % num_species, unique // num_species, empty_edges, empty_vectors)
+        return y_isolated[inverse]
+
+    def forward(
+        self,
+        batch: dict[str, torch.Tensor],
+        *,
+        compute_forces: bool = True,
+        compute_stress: bool = False,
+        create_graph: bool | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Predict energy [B] (float64, eV) and, as asked, forces [N, 3] and stress [B, 3, 3].
+
+        Args:
+            batch: a batch dict (``universal_mfp.data.keys``).
+            compute_forces: also return forces (eV/Å).
+            compute_stress: also return stress (eV/Å³, ASE convention; zero for non-periodic structures).
+            create_graph: keep the derivative graph; defaults to ``self.training``.
+
+        Raises:
+            ValueError: on an element the model does not know or a fidelity index out of range.
+        """
+        fidelity = batch[keys.FIDELITY]
+        if fidelity.numel() and (fidelity.min() < 0 or fidelity.max() >= len(self.config.fidelities)):
+            raise ValueError(
+                f"fidelity index out of range; this model's fidelities are {list(self.config.fidelities)}"
+            )
+        batch_index = batch[keys.BATCH]
+        species = self.species(batch[keys.ATOMIC_NUMBERS])
+        node_fidelity = fidelity[batch_index]
+        edge_index = batch[keys.EDGE_INDEX]
+        edge_shifts = batch[keys.EDGE_SHIFTS].to(self.dtype)
+        num_structures = fidelity.shape[0]
+        reference = self.element_references[node_fidelity, species]
+        scale = self.energy_scale[node_fidelity]
+        y_isolated = self._isolated_readout(species, node_fidelity)
+
+        def energy_fn(positions: torch.Tensor, cell: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            centre, neighbour = edge_index[0], edge_index[1]
+            offsets = torch.bmm(edge_shifts.unsqueeze(1), cell[batch_index[centre]]).squeeze(1)
+            edge_vectors = positions[neighbour] - positions[centre] + offsets
+            y = self._readout(species, node_fidelity, edge_index, edge_vectors)
+            atomic = reference + scale * (y - y_isolated)
+            energy = torch.zeros(num_structures, dtype=torch.float64, device=atomic.device)
+            energy = energy.index_add(0, batch_index, atomic.to(torch.float64))
+            return energy, atomic
+
+        return energy_forces_stress(
+            energy_fn,
+            batch[keys.POSITIONS].to(self.dtype),
+            batch[keys.CELL].to(self.dtype),
+            batch_index,
+            batch[keys.PBC],
+            compute_forces=compute_forces,
+            compute_stress=compute_stress,
+            create_graph=self.training if create_graph is None else create_graph,
+        )
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def build_model(config: ModelConfig, *, seed: int | None = None) -> MultiFidelityPotential:
+    """Build a freshly initialised model; ``seed`` makes the initialisation reproducible without global state."""
+    if seed is None:
+        return MultiFidelityPotential(config)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return MultiFidelityPotential(config)
+
+
+__all__ = ["MultiFidelityPotential", "build_model", "count_parameters"]
