@@ -59,9 +59,7 @@ class MFCalculator(Calculator):
         super().calculate(atoms, properties, system_changes)
         periodic = bool(np.all(self.atoms.pbc))
         if "stress" in properties and not periodic:
-            raise PropertyNotImplementedError(
-                "stress is only defined for structures periodic in all three directions"
-            )
+            raise PropertyNotImplementedError("stress is only defined for structures periodic in all three directions")
         frame = frame_from_atoms(self.atoms)
         graph = frame_to_graph(frame, self.model.config.cutoff, self.fidelity_index)
         batch = batch_to(collate_graphs([graph]), self.device)

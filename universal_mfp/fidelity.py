@@ -60,9 +60,7 @@ def fidelity_from_functional(functional: str, mapping: Mapping[str, str] | None 
     if key in FUNCTIONAL_TO_FIDELITY:
         return FUNCTIONAL_TO_FIDELITY[key]
     known = sorted(set(FUNCTIONAL_TO_FIDELITY) | {k.lower() for k in (mapping or {})})
-    raise ValueError(
-        f"unknown functional {functional!r}: known labels are {known}; pass an explicit fidelity mapping"
-    )
+    raise ValueError(f"unknown functional {functional!r}: known labels are {known}; pass an explicit fidelity mapping")
 
 
 def fidelity_index(name: str | None, valid: Sequence[str]) -> int:

@@ -150,9 +150,7 @@ class MultiFidelityPotential(nn.Module):
         """
         fidelity = batch[keys.FIDELITY]
         if fidelity.numel() and (fidelity.min() < 0 or fidelity.max() >= len(self.config.fidelities)):
-            raise ValueError(
-                f"fidelity index out of range; this model's fidelities are {list(self.config.fidelities)}"
-            )
+            raise ValueError(f"fidelity index out of range; this model's fidelities are {list(self.config.fidelities)}")
         batch_index = batch[keys.BATCH]
         species = self.species(batch[keys.ATOMIC_NUMBERS])
         node_fidelity = fidelity[batch_index]
