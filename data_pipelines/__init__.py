@@ -1,0 +1,29 @@
+"""From the Materials Project (and extxyz files) to training shards.
+
+Stages, each a module with one job:
+
+- ``mp_client``: a thin, retrying, caching wrapper over ``mp_api.client.MPRester``.
+- ``pull``: GGA/GGA+U and r2SCAN thermo, summary and task documents -> ``records.jsonl``.
+- ``pair``: GGA(+U) <-> r2SCAN pairs of the same material, verified with ``StructureMatcher``.
+- ``build_dataset``: records or frames -> parquet shards, split by material, statistics, manifest.
+- ``importer``: extxyz files -> the same shards.
+- ``cli``: ``python -m data_pipelines pull|pair|build|import|all``.
+"""
+
+from data_pipelines.build_dataset import build_dataset, write_dataset
+from data_pipelines.importer import import_extxyz
+from data_pipelines.mp_client import MPClient, MPPullError
+from data_pipelines.pair import PairingTolerances, pair_records
+from data_pipelines.pull import PullQuery, pull
+
+__all__ = [
+    "MPClient",
+    "MPPullError",
+    "PairingTolerances",
+    "PullQuery",
+    "build_dataset",
+    "import_extxyz",
+    "pair_records",
+    "pull",
+    "write_dataset",
+]

@@ -1,0 +1,175 @@
+"""Command line: ``python -m data_pipelines pull|pair|build|import|all`` (also ``umfp data ...``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+from data_pipelines._io import read_jsonl
+
+logger = logging.getLogger(__name__)
+
+
+def _split_list(values: Sequence[str] | None) -> tuple[str, ...]:
+    out: list[str] = []
+    for value in values or ():
+        out.extend(v.strip() for v in value.split(",") if v.strip())
+    return tuple(out)
+
+
+def _add_pull_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--material-ids", nargs="*", help="MP material ids (space or comma separated)")
+    p.add_argument("--chemsys", nargs="*", help="chemical systems, e.g. Li-Fe-O Si-O")
+    p.add_argument("--elements", nargs="*", help="element set: every material made only of these elements")
+    p.add_argument("--thermo-types", nargs="*", default=["GGA_GGA+U", "R2SCAN"], help="thermo types to pull")
+    p.add_argument("--no-tasks", action="store_true", help="do not pull the task documents")
+    p.add_argument("--chunk-size", type=int, default=500, help="ids per request and cache file")
+    p.add_argument("--cache-dir", type=Path, help="raw-response cache (default <out>/cache)")
+    p.add_argument("--api-key", help="MP API key (default $MP_API_KEY)")
+    p.add_argument("--endpoint", help="API endpoint (default $MP_API_ENDPOINT or the public API)")
+    p.add_argument("--max-attempts", type=int, default=5, help="attempts per request")
+    p.add_argument("--backoff", type=float, default=1.0, help="first retry delay, s (doubles each retry)")
+
+
+def _add_pair_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ltol", type=float, default=0.2, help="StructureMatcher fractional length tolerance")
+    p.add_argument("--stol", type=float, default=0.3, help="StructureMatcher site tolerance")
+    p.add_argument("--angle-tol", type=float, default=5.0, help="StructureMatcher angle tolerance, degrees")
+    p.add_argument("--no-cross-check", action="store_true", help="do not look for matches across material ids")
+    p.add_argument("--workers", type=int, default=1, help="processes for pairing")
+
+
+def _add_build_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--fractions", type=float, nargs=3, default=[0.9, 0.05, 0.05], metavar=("TRAIN", "VAL", "TEST"))
+    p.add_argument("--seed", type=int, default=0, help="split seed")
+    p.add_argument("--rows-per-shard", type=int, default=20_000)
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for documentation and tests)."""
+    parser = argparse.ArgumentParser(prog="python -m data_pipelines", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("pull", help="pull GGA(+U) and r2SCAN documents from the Materials Project")
+    p.add_argument("out", type=Path, help="pull folder (records.jsonl, cache/)")
+    _add_pull_args(p)
+
+    p = sub.add_parser("pair", help="pair GGA(+U) and r2SCAN records of the same material")
+    p.add_argument("records", type=Path, help="records.jsonl or a pull folder")
+    p.add_argument("--out", type=Path, help="folder for pairs.parquet (default: the pull folder)")
+    p.add_argument("--overwrite", action="store_true")
+    _add_pair_args(p)
+
+    p = sub.add_parser("build", help="build dataset shards from pulled records")
+    p.add_argument("records", type=Path, help="records.jsonl or a pull folder")
+    p.add_argument("out", type=Path, help="dataset folder")
+    _add_build_args(p)
+
+    p = sub.add_parser("import", help="build dataset shards from extxyz files or folders")
+    p.add_argument("inputs", type=Path, nargs="+", help="extxyz files or folders")
+    p.add_argument("out", type=Path, help="dataset folder")
+    p.add_argument("--fidelity", help="fidelity of frames without info['functional'] (e.g. pbe)")
+    _add_build_args(p)
+
+    p = sub.add_parser("all", help="pull, pair and build")
+    p.add_argument("out", type=Path, help="work folder: pull/ and dataset/ are created in it")
+    _add_pull_args(p)
+    _add_pair_args(p)
+    _add_build_args(p)
+    return parser
+
+
+def _run_pull(args: argparse.Namespace, out: Path, progress: bool) -> Path:
+    from data_pipelines.mp_client import MPClient
+    from data_pipelines.pull import PullQuery, pull
+
+    query = PullQuery(
+        material_ids=_split_list(args.material_ids),
+        chemsys=_split_list(args.chemsys),
+        elements=_split_list(args.elements),
+    )
+    client = MPClient(
+        args.cache_dir or out / "cache",
+        api_key=args.api_key,
+        endpoint=args.endpoint,
+        max_attempts=args.max_attempts,
+        backoff=args.backoff,
+    )
+    result = pull(
+        client,
+        query,
+        out,
+        chunk_size=args.chunk_size,
+        thermo_types=args.thermo_types,
+        with_tasks=not args.no_tasks,
+        progress=progress,
+    )
+    logger.info(
+        "pulled %d records for %d materials: %s", result.num_records, result.num_materials, result.records_by_run_type
+    )
+    return result.records_path
+
+
+def _run_pair(args: argparse.Namespace, records: Path, out: Path, progress: bool) -> dict:
+    from data_pipelines.pair import PairingTolerances, pair_records, pairing_records, write_pairs
+
+    tol = PairingTolerances(
+        ltol=args.ltol, stol=args.stol, angle_tol=args.angle_tol, cross_check=not args.no_cross_check
+    )
+    rows, summary = pair_records(pairing_records(read_jsonl(records)), tol, workers=args.workers, progress=progress)
+    write_pairs(rows, summary, out, overwrite=args.overwrite)
+    logger.info("pairs: %s -> %s", summary["status"], out / "pairs.parquet")
+    return summary
+
+
+def _build_kwargs(args: argparse.Namespace, progress: bool) -> dict:
+    return {
+        "fractions": args.fractions,
+        "seed": args.seed,
+        "rows_per_shard": args.rows_per_shard,
+        "overwrite": args.overwrite,
+        "progress": progress,
+    }
+
+
+def _records_path(path: Path) -> Path:
+    return path / "records.jsonl" if path.is_dir() else path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the data pipeline command line; return the exit status (0 on success)."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
+    progress = not args.no_progress
+    from data_pipelines.build_dataset import build_dataset
+    from data_pipelines.importer import import_extxyz
+    from data_pipelines.mp_client import MPPullError
+
+    try:
+        if args.command == "pull":
+            _run_pull(args, args.out, progress)
+        elif args.command == "pair":
+            records = _records_path(args.records)
+            _run_pair(args, records, args.out or records.parent, progress)
+        elif args.command == "build":
+            manifest = build_dataset(_records_path(args.records), args.out, **_build_kwargs(args, progress))
+            logger.info("dataset rows: %s", json.dumps(manifest["rows"]))
+        elif args.command == "import":
+            manifest = import_extxyz(args.inputs, args.out, fidelity=args.fidelity, **_build_kwargs(args, progress))
+            logger.info("dataset rows: %s", json.dumps(manifest["rows"]))
+        elif args.command == "all":
+            pull_dir, dataset_dir = args.out / "pull", args.out / "dataset"
+            records = _run_pull(args, pull_dir, progress)
+            _run_pair(args, records, pull_dir, progress)
+            manifest = build_dataset(records, dataset_dir, **_build_kwargs(args, progress))
+            logger.info("dataset rows: %s", json.dumps(manifest["rows"]))
+    except (MPPullError, FileExistsError, FileNotFoundError, ValueError) as error:
+        logger.error("%s", error)  # a clear one-line message, no traceback for user errors
+        return 1
+    return 0
