@@ -1,0 +1,64 @@
+"""MP2020 energy corrections for GGA/GGA+U-fidelity energies, for comparison with Materials Project GGA hulls.
+
+Never applied to r2SCAN energies. The model's ``pbe`` fidelity is trained on MP's mixed GGA/GGA+U energies,
+so a prediction is treated as the run MP would do for that composition: GGA+U with MP's U values when the
+most electronegative element is O or F and a U applies to some element, GGA otherwise.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+
+from pymatgen.core import Composition, Structure
+from pymatgen.entries.computed_entries import ComputedStructureEntry
+
+from universal_mfp.data.frame import Frame
+from universal_mfp.fidelity import PBE
+
+logger = logging.getLogger(__name__)
+
+MP2020_LABEL = "mp2020"  # suffix of every corrected column, so corrected values are never mistaken for raw ones
+
+
+def _compatibility() -> object:
+    from pymatgen.entries.compatibility import MaterialsProject2020Compatibility
+
+    return MaterialsProject2020Compatibility(check_potcar=False)
+
+
+def mp_hubbards(composition: Composition, u_settings: dict) -> dict[str, float]:
+    """U values MP would use for ``composition`` (empty for a plain GGA run)."""
+    most_electronegative = max(composition.elements, key=lambda el: el.X if not math.isnan(el.X) else -1).symbol
+    settings = u_settings.get(most_electronegative, {})
+    return {el.symbol: float(settings[el.symbol]) for el in composition.elements if settings.get(el.symbol, 0)}
+
+
+def mp2020_corrected_energies(frames: Sequence[Frame], energies: Sequence[float], *, fidelity: str) -> list[float]:
+    """Total energies (eV) with MP2020 corrections; ``nan`` where the scheme does not apply.
+
+    Raises:
+        ValueError: if ``fidelity`` is not ``pbe`` (MP2020 corrects GGA/GGA+U energies only).
+    """
+    if fidelity != PBE:
+        raise ValueError(
+            f"MP2020 corrections apply to GGA/GGA+U ({PBE!r}) energies only, not to fidelity {fidelity!r}; "
+            "r2SCAN energies are never corrected"
+        )
+    if len(frames) != len(energies):
+        raise ValueError(f"{len(frames)} frames but {len(energies)} energies")
+    compat = _compatibility()
+    corrected = []
+    for frame, energy in zip(frames, energies, strict=True):
+        structure = Structure(frame.cell, frame.symbols, frame.positions, coords_are_cartesian=True)
+        hubbards = mp_hubbards(structure.composition, compat.u_settings)
+        parameters = {"run_type": "GGA+U" if hubbards else "GGA", "hubbards": hubbards, "is_hubbard": bool(hubbards)}
+        entry = ComputedStructureEntry(structure, float(energy), parameters=parameters)
+        processed = compat.process_entry(entry, inplace=False)
+        if processed is None:
+            logger.warning("MP2020 does not apply to %s (%s)", frame.info.get("id"), structure.formula)
+            corrected.append(math.nan)
+        else:
+            corrected.append(float(processed.energy))
+    return corrected
