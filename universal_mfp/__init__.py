@@ -2,6 +2,7 @@
 
 from universal_mfp.calculator import MFCalculator
 from universal_mfp.data.frame import Frame
+from universal_mfp.hub import available_models, load_model
 from universal_mfp.inference import Prediction, predict_structures
 from universal_mfp.model import ModelConfig, MultiFidelityPotential, build_model
 
@@ -14,6 +15,8 @@ __all__ = [
     "MultiFidelityPotential",
     "Prediction",
     "__version__",
+    "available_models",
     "build_model",
+    "load_model",
     "predict_structures",
 ]
