@@ -154,7 +154,7 @@ def render_card(
     symbols = [chemical_symbols[z] for z in model["elements"]]
     values = {
         "license": json.dumps(str(license_id or training.get("license") or DEFAULT_LICENSE)),
-        "model_index": _model_index(name, str(training.get("dataset", "unspecified")), rows) if rows else "[]",
+        "model_index": _model_index(name, str(training.get("dataset", "unspecified")), rows) if rows else "  []",
         "name": name,
         "load_name": load_name or name,
         "description": str(training.get("description", "A multi-fidelity (PBE + r2SCAN) interatomic potential.")),
