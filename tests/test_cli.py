@@ -1,0 +1,95 @@
+"""The umfp command: models, predict (CSV and extxyz) and publish."""
+
+# ruff: noqa: F811 - the hub fixtures are imported and then requested by name
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ase.io import read, write
+
+from tests.hub.conftest import checkpoint_dir, fake_hub, hf_env  # noqa: F401 - shared fixtures
+from tests.hub.helpers import file_hashes, registry_entry, structures, write_registry
+from universal_mfp.cli import main
+from universal_mfp.hub import load_model
+from universal_mfp.units import full_3x3_to_voigt_6
+
+
+def test_models_lists_registry(tmp_path: Path, capsys, checkpoint_dir: Path):
+    assert main(["models"]) == 0
+    assert "registry.json" in capsys.readouterr().out
+    entry = registry_entry(
+        "tiny-v0.1", file_hashes(checkpoint_dir), aliases=["tiny"], bundled_path="tiny", default_fidelity="r2scan"
+    )
+    path = write_registry(tmp_path / "r.json", [entry])
+    assert main(["models", "--registry", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "tiny-v0.1 (aliases: tiny)" in out
+    assert "fidelities: pbe, r2scan; default fidelity: r2scan" in out
+    assert "bundled:tiny" in out
+
+
+@pytest.fixture
+def structure_file(tmp_path: Path) -> Path:
+    path = tmp_path / "structures.extxyz"
+    write(str(path), structures())
+    return path
+
+
+def test_predict_csv_and_extxyz(tmp_path: Path, structure_file: Path, checkpoint_dir: Path, capsys):
+    expected = load_model(checkpoint_dir).predict(read(str(structure_file), index=":"), fidelity="r2scan")
+    out_csv = tmp_path / "out.csv"
+    args = ["predict", str(structure_file), "--model", str(checkpoint_dir), "--fidelity", "r2scan"]
+    assert main([*args, "--output", str(out_csv)]) == 0
+    rows = list(csv.DictReader(out_csv.open()))
+    assert len(rows) == len(expected) == 3
+    for row, pred in zip(rows, expected, strict=True):
+        assert row["fidelity"] == "r2scan"
+        assert float(row["energy_eV"]) == pred.energy
+        assert float(row["energy_per_atom_eV"]) == pred.energy_per_atom
+        assert int(row["num_atoms"]) == pred.num_atoms
+        assert float(row["max_force_eV_per_A"]) == float(np.linalg.norm(pred.forces, axis=1).max())
+        if pred.stress is None:
+            assert row["stress_xx_eV_per_A3"] == ""
+        else:
+            voigt = [float(row[f"stress_{c}_eV_per_A3"]) for c in ("xx", "yy", "zz", "yz", "xz", "xy")]
+            np.testing.assert_array_equal(voigt, full_3x3_to_voigt_6(pred.stress))
+
+    out_xyz = tmp_path / "out.extxyz"
+    assert main([*args, "--output", str(out_xyz), "--dtype", "float64"]) == 0
+    expected64 = load_model(checkpoint_dir, dtype="float64").predict(
+        read(str(structure_file), index=":"), fidelity="r2scan"
+    )
+    frames = read(str(out_xyz), index=":")
+    assert len(frames) == 3
+    for atoms, pred in zip(frames, expected64, strict=True):
+        assert atoms.get_potential_energy() == pytest.approx(pred.energy, rel=1e-12)
+        np.testing.assert_allclose(atoms.get_forces(), pred.forces, atol=1e-7)
+        assert atoms.info["fidelity"] == "r2scan"
+        if pred.stress is not None:
+            np.testing.assert_allclose(atoms.get_stress(), full_3x3_to_voigt_6(pred.stress), atol=1e-7)
+    assert "wrote 3 predictions (r2scan)" in capsys.readouterr().out
+
+
+def test_predict_errors_are_reported(structure_file: Path, checkpoint_dir: Path, capsys):
+    assert main(["predict", str(structure_file), "--model", str(checkpoint_dir)]) == 1
+    assert "choose one of ['pbe', 'r2scan']" in capsys.readouterr().err
+    assert main(["predict", str(structure_file), "--model", "no-such-model"]) == 1
+    assert "unknown model 'no-such-model'" in capsys.readouterr().err
+
+
+def test_publish_prints_commit_and_entry(fake_hub, checkpoint_dir: Path, tmp_path: Path, capsys, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "hf_not_a_real_credential")
+    card = tmp_path / "card.md"
+    code = main(["publish", str(checkpoint_dir), "--repo-id", "umfp-tests/cli-tiny", "--save-card", str(card)])
+    assert code == 0
+    out = capsys.readouterr().out
+    commit = fake_hub.repos["umfp-tests/cli-tiny"].refs["main"]
+    assert f"commit: {commit}" in out
+    entry = json.loads(out[out.index("{") :])
+    assert entry["revision"] == commit and entry["repo_id"] == "umfp-tests/cli-tiny"
+    assert card.read_text() == fake_hub.uploads[-1]["files"]["README.md"].decode()
