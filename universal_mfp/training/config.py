@@ -1,0 +1,115 @@
+"""The training run configuration (``umfp train CONFIG.yaml``): data sources, model size, optimisation."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from universal_mfp.training.loss import LossWeights
+from universal_mfp.training.trainer import TrainerSettings
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """One input file or shard folder; ``fidelity`` overrides the per-frame labels."""
+
+    path: Path
+    fidelity: str | None = None
+
+
+@dataclass(frozen=True)
+class DataSettings:
+    """Where the frames come from and how they are split."""
+
+    sources: tuple[DataSource, ...]
+    val_fraction: float = 0.1
+    test_fraction: float = 0.1
+    fidelity_map: Mapping[str, str] = field(default_factory=dict)
+    fidelities: tuple[str, ...] | None = None
+    elements: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A complete training run."""
+
+    output_dir: Path
+    data: DataSettings
+    model: Mapping[str, Any]
+    training: TrainerSettings
+    seed: int = 0
+
+
+def _expand(path: str, base: Path) -> Path:
+    expanded = Path(os.path.expanduser(os.path.expandvars(path)))
+    return expanded if expanded.is_absolute() else (base / expanded).resolve()
+
+
+def _check_keys(section: str, data: Mapping[str, Any], allowed: set[str]) -> None:
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise ValueError(f"config section {section!r}: unknown keys {unknown}; allowed are {sorted(allowed)}")
+
+
+def parse_run_config(raw: Mapping[str, Any], *, base_dir: Path) -> RunConfig:
+    """Validate a config mapping; relative paths are taken relative to ``base_dir`` (the config's folder)."""
+    _check_keys("top level", raw, {"output_dir", "data", "model", "training", "seed"})
+    for required in ("output_dir", "data"):
+        if required not in raw:
+            raise ValueError(f"config needs {required!r}")
+    data = dict(raw["data"])
+    _check_keys("data", data, {"sources", "val_fraction", "test_fraction", "fidelity_map", "fidelities", "elements"})
+    if not data.get("sources"):
+        raise ValueError("config data.sources must list at least one file or folder")
+    sources = []
+    for item in data["sources"]:
+        entry = {"path": item} if isinstance(item, str) else dict(item)
+        _check_keys("data.sources[]", entry, {"path", "fidelity"})
+        sources.append(DataSource(path=_expand(str(entry["path"]), base_dir), fidelity=entry.get("fidelity")))
+    seed = int(raw.get("seed", 0))
+    training = dict(raw.get("training") or {})
+    allowed = {f.name for f in dataclasses.fields(TrainerSettings)}
+    _check_keys("training", training, allowed)
+    weights = training.pop("weights", None)
+    if weights is not None:
+        _check_keys("training.weights", weights, {"energy", "forces", "stress", "per_fidelity"})
+        training["weights"] = LossWeights(**weights)
+    training.setdefault("seed", seed)
+    model = dict(raw.get("model") or {})
+    for key in ("elements", "fidelities"):
+        if key in model:
+            raise ValueError(f"set {key} under data:, not model: (the model's are derived from the data)")
+    return RunConfig(
+        output_dir=_expand(str(raw["output_dir"]), base_dir),
+        data=DataSettings(
+            sources=tuple(sources),
+            val_fraction=float(data.get("val_fraction", 0.1)),
+            test_fraction=float(data.get("test_fraction", 0.1)),
+            fidelity_map=dict(data.get("fidelity_map") or {}),
+            fidelities=tuple(data["fidelities"]) if data.get("fidelities") else None,
+            elements=tuple(int(z) for z in data["elements"]) if data.get("elements") else None,
+        ),
+        model=model,
+        training=TrainerSettings(**training),
+        seed=seed,
+    )
+
+
+def load_run_config(path: str | Path) -> RunConfig:
+    """Read and validate a YAML run configuration."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such config file: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise ValueError(f"{path}: not valid YAML ({error})") from error
+    if not isinstance(raw, Mapping):
+        raise ValueError(f"{path}: the config must be a mapping at the top level")
+    return parse_run_config(raw, base_dir=path.parent.resolve())

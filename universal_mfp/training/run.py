@@ -1,0 +1,146 @@
+"""A whole training run from a ``RunConfig``: read, split, normalise, train, test, save."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from universal_mfp.data.frame import Frame
+from universal_mfp.data.readers import read_frames
+from universal_mfp.fidelity import CANONICAL_FIDELITIES
+from universal_mfp.model.config import ModelConfig
+from universal_mfp.model.potential import MultiFidelityPotential, build_model
+from universal_mfp.training.config import RunConfig
+from universal_mfp.training.dataset import GraphDataset
+from universal_mfp.training.distributed import DistributedContext, init_distributed
+from universal_mfp.training.evaluation import error_metrics, evaluate_errors
+from universal_mfp.training.splits import split_by_group
+from universal_mfp.training.statistics import average_num_neighbors, energy_scales, fit_element_references
+from universal_mfp.training.trainer import BEST_DIR, Trainer, TrainerSettings
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class RunSummary:
+    """What a run produced: the best model folder and its metrics per fidelity and split."""
+
+    best_model_dir: Path
+    metrics: dict[str, dict[str, dict[str, float]]]
+    model: MultiFidelityPotential
+
+
+def ordered_fidelities(frames: Sequence[Frame]) -> tuple[str, ...]:
+    """The fidelities present in ``frames``: canonical ones first (``pbe``, ``r2scan``), then the rest sorted."""
+    present = {f.fidelity for f in frames if f.fidelity is not None}
+    return tuple(f for f in CANONICAL_FIDELITIES if f in present) + tuple(sorted(present - set(CANONICAL_FIDELITIES)))
+
+
+def read_sources(config: RunConfig) -> list[Frame]:
+    """Read every data source of the run."""
+    frames: list[Frame] = []
+    for source in config.data.sources:
+        frames.extend(read_frames(source.path, fidelity=source.fidelity, fidelity_map=config.data.fidelity_map))
+    if not frames:
+        raise ValueError("the data sources hold no frames")
+    return frames
+
+
+def normalised_model(
+    train_frames: Sequence[Frame],
+    train_set: GraphDataset,
+    config: ModelConfig,
+    *,
+    seed: int,
+) -> MultiFidelityPotential:
+    """Build a model whose references, scales and neighbour normalisation are fitted on the training data."""
+    edges, atoms = train_set.edge_and_atom_counts()
+    config = config.replace(avg_num_neighbors=round(average_num_neighbors(edges, atoms), 4))
+    references, _ = fit_element_references(train_frames, config.elements, config.fidelities)
+    scales = energy_scales(train_frames, config.elements, config.fidelities, references)
+    model = build_model(config, seed=seed)
+    model.set_energy_normalization(torch.as_tensor(references), torch.as_tensor(scales))
+    return model
+
+
+def data_summary(frames: Sequence[Frame], splits: Mapping[str, Sequence[int]]) -> dict[str, Any]:
+    """Counts of frames per split and fidelity, with the labels they carry, and the sources."""
+    summary: dict[str, Any] = {"splits": {}, "sources": sorted({str(f.info.get("source", "?")) for f in frames})}
+    for split, indices in splits.items():
+        per_fidelity: dict[str, Counter] = {}
+        for i in indices:
+            frame = frames[i]
+            counter = per_fidelity.setdefault(str(frame.fidelity), Counter())
+            counter["frames"] += 1
+            counter["atoms"] += frame.num_atoms
+            counter["with_energy"] += frame.energy is not None
+            counter["with_forces"] += frame.forces is not None
+            counter["with_stress"] += frame.stress is not None
+        summary["splits"][split] = {k: dict(v) for k, v in per_fidelity.items()}
+    return summary
+
+
+def train_from_config(
+    config: RunConfig, *, resume: bool = True, context: DistributedContext | None = None
+) -> RunSummary:
+    """Run training as configured and return the best model with its validation and test errors."""
+    context = context or init_distributed()
+    frames = read_sources(config)
+    fidelities = config.data.fidelities or ordered_fidelities(frames)
+    elements = config.data.elements or tuple(sorted({int(z) for f in frames for z in np.unique(f.numbers)}))
+    splits = split_by_group(
+        frames, val_fraction=config.data.val_fraction, test_fraction=config.data.test_fraction, seed=config.seed
+    )
+    model_config = ModelConfig(elements=elements, fidelities=fidelities, **config.model)
+    datasets = {
+        name: GraphDataset([frames[i] for i in idx], model_config.cutoff, fidelities) for name, idx in splits.items()
+    }
+    train_frames = [frames[i] for i in splits["train"]]
+    model = normalised_model(train_frames, datasets["train"], model_config, seed=config.seed)
+    summary = data_summary(frames, splits)
+    summary.update(seed=config.seed, elements=model.config.element_symbols)
+    trainer = Trainer(
+        model,
+        datasets["train"],
+        datasets["val"],
+        config.training,
+        config.output_dir,
+        context=context,
+        training_summary=summary,
+    )
+    trainer.fit(resume=resume)
+    return finalize_run(model, datasets, config.output_dir, config.training, context, summary)
+
+
+def finalize_run(
+    model: MultiFidelityPotential,
+    datasets: Mapping[str, GraphDataset],
+    output_dir: Path,
+    settings: TrainerSettings,
+    context: DistributedContext,
+    summary: Mapping[str, Any],
+) -> RunSummary:
+    """Evaluate the best model on every split and store those metrics in its checkpoint."""
+    from universal_mfp.hub.checkpoint import load_checkpoint, save_checkpoint
+
+    best_dir = output_dir / BEST_DIR
+    best = load_checkpoint(best_dir).model if best_dir.exists() else model
+    metrics: dict[str, dict[str, dict[str, float]]] = {}
+    for split, dataset in datasets.items():
+        if len(dataset) == 0:
+            continue
+        errors = evaluate_errors(best, dataset, batch_size=settings.eval_batch_size, context=context).errors
+        for fidelity, values in error_metrics(errors).items():
+            metrics.setdefault(fidelity, {})[split] = values
+    if context.is_main:
+        training = {**summary, "settings": settings.to_dict()}
+        save_checkpoint(best, best_dir, training=training, metrics=metrics, overwrite=True)
+        logger.info("best model in %s; metrics %s", best_dir, metrics)
+    return RunSummary(best_model_dir=best_dir, metrics=metrics, model=best)

@@ -1,0 +1,332 @@
+"""The training loop: AdamW, warm-up + cosine learning rate, EMA, clipping, validation, best model, resume.
+
+One code path serves a single process and ``torchrun`` data parallelism: every rank evaluates its share
+of each global batch, losses are normalised by the global label counts, and gradients are summed, so
+the loss curve does not depend on the number of processes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from universal_mfp.data import keys
+from universal_mfp.data.batching import batch_to
+from universal_mfp.model.potential import MultiFidelityPotential
+from universal_mfp.training.dataset import GraphDataset, epoch_batches, rank_slice
+from universal_mfp.training.distributed import (
+    DistributedContext,
+    all_reduce_gradients,
+    all_reduce_sum,
+    barrier,
+)
+from universal_mfp.training.ema import ExponentialMovingAverage
+from universal_mfp.training.evaluation import error_metrics, evaluate_errors
+from universal_mfp.training.loss import TERMS, LossWeights, combine, loss_sums
+from universal_mfp.training.state_io import latest_state, load_training_state, save_training_state
+
+logger = logging.getLogger(__name__)
+
+METRICS_FILE = "metrics.jsonl"
+BEST_DIR = "best_model"
+
+
+@dataclass(frozen=True)
+class TrainerSettings:
+    """Optimisation settings (all JSON-able)."""
+
+    epochs: int = 50
+    batch_size: int = 16
+    learning_rate: float = 2e-3
+    min_learning_rate_factor: float = 0.02
+    warmup_steps: int = 20
+    weight_decay: float = 1e-5
+    ema_decay: float = 0.99
+    grad_clip: float = 10.0
+    seed: int = 0
+    loss_kind: str = "mse"
+    huber_delta: float = 0.01
+    weights: LossWeights = field(default_factory=LossWeights)
+    checkpoint_every_steps: int = 0
+    patience: int | None = None
+    eval_batch_size: int = 32
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError("epochs and batch_size must be at least 1")
+        if self.learning_rate <= 0:
+            raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
+        if self.loss_kind not in ("mse", "huber"):
+            raise ValueError(f"loss_kind must be 'mse' or 'huber', got {self.loss_kind!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form."""
+        out = asdict(self)
+        out["weights"] = {
+            **asdict(self.weights),
+            "per_fidelity": {k: dict(v) for k, v in self.weights.per_fidelity.items()},
+        }
+        return out
+
+
+@dataclass
+class TrainResult:
+    """Outcome of ``Trainer.fit``."""
+
+    best_epoch: int
+    best_val_loss: float
+    best_model_dir: Path | None
+    history: list[dict[str, Any]]
+
+
+def learning_rate_at(step: int, total_steps: int, settings: TrainerSettings) -> float:
+    """Linear warm-up to ``learning_rate`` then cosine decay to ``min_learning_rate_factor`` of it."""
+    base = settings.learning_rate
+    if settings.warmup_steps > 0 and step < settings.warmup_steps:
+        return base * (step + 1) / settings.warmup_steps
+    span = max(total_steps - settings.warmup_steps, 1)
+    progress = min(max(step - settings.warmup_steps, 0) / span, 1.0)
+    floor = base * settings.min_learning_rate_factor
+    return floor + 0.5 * (base - floor) * (1.0 + math.cos(math.pi * progress))
+
+
+class Trainer:
+    """Trains a ``MultiFidelityPotential`` on graph datasets.
+
+    Args:
+        model: the potential (its normalisation, references and scales, must already be set).
+        train: training graphs.
+        val: validation graphs (selects the best model; may be ``None``).
+        settings: optimisation settings.
+        output_dir: where states, the metrics log and the best model go.
+        context: data-parallel context (single process by default).
+        parameters: the parameters to train (default: all); others stay frozen.
+        training_summary: JSON-able description of the data and run, stored with the best model.
+    """
+
+    def __init__(
+        self,
+        model: MultiFidelityPotential,
+        train: GraphDataset,
+        val: GraphDataset | None,
+        settings: TrainerSettings,
+        output_dir: str | Path,
+        *,
+        context: DistributedContext | None = None,
+        parameters: Sequence[torch.nn.Parameter] | None = None,
+        training_summary: dict[str, Any] | None = None,
+    ) -> None:
+        if len(train) == 0:
+            raise ValueError("the training set is empty")
+        self.model = model
+        self.train_set = train
+        self.val_set = val if val is not None and len(val) > 0 else None
+        self.settings = settings
+        self.output_dir = Path(output_dir)
+        self.context = context or DistributedContext()
+        self.training_summary = training_summary or {}
+        trainable = list(parameters) if parameters is not None else [p for p in model.parameters() if p.requires_grad]
+        trainable_ids = {id(p) for p in trainable}
+        for param in model.parameters():
+            param.requires_grad_(id(param) in trainable_ids)
+        self.parameters = trainable
+        self.optimizer = torch.optim.AdamW(trainable, lr=settings.learning_rate, weight_decay=settings.weight_decay)
+        self.ema = ExponentialMovingAverage(model, settings.ema_decay)
+        self.loss_weights = settings.weights.table(model.fidelities)
+        graphs = train.graphs
+        self.compute_forces = bool(self.loss_weights[:, 1].max() > 0) and any(
+            bool(g[keys.HAS_FORCES][0]) for g in graphs
+        )
+        self.compute_stress = bool(self.loss_weights[:, 2].max() > 0) and any(
+            bool(g[keys.HAS_STRESS][0]) for g in graphs
+        )
+        self.steps_per_epoch = math.ceil(len(train) / settings.batch_size)
+        self.total_steps = self.steps_per_epoch * settings.epochs
+
+    # --- one optimisation step -------------------------------------------------------------------
+    def _step(self, global_batch: Any, step: int) -> dict[str, float]:
+        device = self.model.energy_scale.device
+        local = rank_slice(global_batch, self.context.rank, self.context.world_size)
+        self.optimizer.zero_grad(set_to_none=True)
+        if len(local) > 0:
+            batch = batch_to(self.train_set.collate(local), device)
+            out = self.model(
+                batch, compute_forces=self.compute_forces, compute_stress=self.compute_stress, create_graph=True
+            )
+            sums, counts = loss_sums(
+                out, batch, self.loss_weights, kind=self.settings.loss_kind, huber_delta=self.settings.huber_delta
+            )
+        else:  # more ranks than structures in this batch: contribute nothing
+            sums = {t: torch.zeros((), dtype=torch.float64, requires_grad=True) for t in TERMS}
+            counts = {t: torch.zeros((), dtype=torch.float64) for t in TERMS}
+        terms = [t for t in TERMS if t in sums]
+        global_counts = all_reduce_sum(torch.stack([counts[t].detach() for t in terms]), self.context)
+        loss = combine({t: sums[t] for t in terms}, dict(zip(terms, global_counts, strict=True)))
+        loss.backward()
+        all_reduce_gradients(self.parameters, self.context)
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.parameters, self.settings.grad_clip)
+        lr = learning_rate_at(step, self.total_steps, self.settings)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.optimizer.step()
+        self.ema.update(self.model)
+        reported = all_reduce_sum(torch.stack([sums[t].detach() for t in terms]), self.context)
+        parts = {t: float(reported[k] / global_counts[k].clamp(min=1.0)) for k, t in enumerate(terms)}
+        return {
+            "loss": float(sum(parts.values())),
+            **{f"loss_{t}": v for t, v in parts.items()},
+            "lr": lr,
+            "grad_norm": float(grad_norm),
+        }
+
+    # --- validation and best model ---------------------------------------------------------------
+    def _validate(self) -> tuple[float, dict[str, dict[str, float]]]:
+        if self.val_set is None:
+            return float("nan"), {}
+        self.ema.swap_into(self.model)
+        try:
+            evaluation = evaluate_errors(
+                self.model,
+                self.val_set,
+                batch_size=self.settings.eval_batch_size,
+                context=self.context,
+                loss_weights=self.loss_weights,
+                loss_kind=self.settings.loss_kind,
+                huber_delta=self.settings.huber_delta,
+            )
+        finally:
+            self.ema.swap_into(self.model)
+        return float(evaluation.loss or 0.0), evaluation.errors
+
+    def _save_best(self, epoch: int, val_errors: dict[str, dict[str, float]]) -> Path:
+        from universal_mfp.hub.checkpoint import save_checkpoint
+
+        summary = {**self.training_summary, "settings": self.settings.to_dict(), "best_epoch": epoch}
+        metrics = {fid: {"val": values} for fid, values in error_metrics(val_errors).items()}
+        self.ema.swap_into(self.model)
+        try:
+            return save_checkpoint(
+                self.model, self.output_dir / BEST_DIR, training=summary, metrics=metrics, overwrite=True
+            )
+        finally:
+            self.ema.swap_into(self.model)
+
+    # --- logging ----------------------------------------------------------------------------------
+    def _log(self, record: dict[str, Any]) -> None:
+        if self.context.is_main:
+            with (self.output_dir / METRICS_FILE).open("a", encoding="utf-8") as handle:
+                handle.write(json.dumps(record) + "\n")
+
+    def _truncate_log(self, global_step: int) -> list[dict[str, Any]]:
+        path = self.output_dir / METRICS_FILE
+        if not path.exists():
+            return []
+        kept = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        kept = [r for r in kept if r["step"] <= global_step]
+        if self.context.is_main:
+            path.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
+        return kept
+
+    def _save_state(self, global_step: int, counters: dict[str, Any]) -> None:
+        if self.context.is_main:
+            save_training_state(
+                self.output_dir / "states",
+                global_step=global_step,
+                model=self.model,
+                ema_shadow=self.ema.shadow,
+                optimizer=self.optimizer,
+                counters={**counters, "ema_updates": self.ema.num_updates},
+            )
+        barrier(self.context)
+
+    # --- the loop ---------------------------------------------------------------------------------
+    def fit(self, *, resume: bool = True) -> TrainResult:
+        """Train for ``settings.epochs`` epochs, resuming from the newest saved state when ``resume``."""
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        counters: dict[str, Any] = {
+            "epoch": 0,
+            "step_in_epoch": 0,
+            "best_val_loss": None,
+            "best_epoch": -1,
+            "bad_epochs": 0,
+        }
+        global_step = 0
+        history: list[dict[str, Any]] = []
+        state = latest_state(self.output_dir / "states") if resume else None
+        if state is not None:
+            global_step, shadow, counters = load_training_state(state, model=self.model, optimizer=self.optimizer)
+            self.ema.shadow = {k: v.to(self.model.energy_scale.device) for k, v in shadow.items()}
+            self.ema.num_updates = int(counters.pop("ema_updates"))
+            history = self._truncate_log(global_step)
+            logger.info("resumed from %s (epoch %d, step %d)", state, counters["epoch"], global_step)
+        elif self.context.is_main:
+            (self.output_dir / METRICS_FILE).unlink(missing_ok=True)
+        barrier(self.context)
+
+        self.model.train()
+        stop = False
+        for epoch in range(int(counters["epoch"]), self.settings.epochs):
+            batches = epoch_batches(len(self.train_set), self.settings.batch_size, seed=self.settings.seed, epoch=epoch)
+            start_step = int(counters["step_in_epoch"]) if epoch == counters["epoch"] else 0
+            iterator = range(start_step, len(batches))
+            if self.settings.progress and self.context.is_main:
+                from tqdm.auto import tqdm
+
+                iterator = tqdm(iterator, desc=f"epoch {epoch}", total=len(batches), initial=start_step, leave=False)
+            started = time.perf_counter()
+            for k in iterator:
+                record = self._step(batches[k], global_step)
+                global_step += 1
+                entry = {"kind": "train", "epoch": epoch, "step": global_step, **record}
+                history.append(entry)
+                self._log(entry)
+                every = self.settings.checkpoint_every_steps
+                if every and global_step % every == 0 and k + 1 < len(batches):
+                    self._save_state(global_step, {**counters, "epoch": epoch, "step_in_epoch": k + 1})
+            val_loss, val_errors = self._validate()
+            entry = {
+                "kind": "val",
+                "epoch": epoch,
+                "step": global_step,
+                "val_loss": val_loss,
+                "errors": val_errors,
+                "seconds": time.perf_counter() - started,
+            }
+            history.append(entry)
+            self._log(entry)
+            best = counters["best_val_loss"]
+            improved = self.val_set is not None and (best is None or val_loss < best)
+            if improved:
+                counters.update(best_val_loss=val_loss, best_epoch=epoch, bad_epochs=0)
+                if self.context.is_main:
+                    self._save_best(epoch, val_errors)
+            else:
+                counters["bad_epochs"] = int(counters["bad_epochs"]) + 1
+            if self.settings.patience is not None and counters["bad_epochs"] > self.settings.patience:
+                logger.info("early stop after epoch %d (no improvement for %d epochs)", epoch, counters["bad_epochs"])
+                stop = True
+            counters.update(epoch=epoch + 1, step_in_epoch=0)
+            self._save_state(global_step, counters)
+            if self.context.is_main:
+                logger.info("epoch %d: val loss %.6g %s", epoch, val_loss, json.dumps(val_errors))
+            if stop:
+                break
+        if self.val_set is None and self.context.is_main:
+            self._save_best(self.settings.epochs - 1, {})
+        self.ema.swap_into(self.model)  # leave the averaged weights in the model
+        best_dir = self.output_dir / BEST_DIR
+        return TrainResult(
+            best_epoch=int(counters["best_epoch"]),
+            best_val_loss=float(counters["best_val_loss"]) if counters["best_val_loss"] is not None else float("nan"),
+            best_model_dir=best_dir if best_dir.exists() else None,
+            history=history,
+        )
