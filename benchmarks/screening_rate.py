@@ -2,10 +2,11 @@
 
 Candidates are real structures from ``../shared/data/frames`` (MP task frames, MP Li-Fe-O entries, MP
 elemental polymorphs, MatPES elemental ground states): small cells are repeated into supercells of
-10-50 atoms, larger ones kept when they have at most 50 atoms, and the pool is cycled with small seeded
-rattles (0.02 Å) until there are 1,000. The model has the default ``ModelConfig`` size (random weights:
-speed does not depend on them). Timing covers ``screen_structures`` end to end at the r2SCAN fidelity:
-graphs, batched energies of candidates and bundled elemental references, and one hull per chemical system.
+10-50 atoms, larger ones kept when they have at most 50 atoms; the pool is shuffled (seeded) and, if it
+holds fewer than 1,000 structures, cycled with small seeded rattles (0.02 Å). The model has the
+default ``ModelConfig`` size (random weights: speed does not depend on them). Timing covers
+``screen_structures`` end to end at the r2SCAN fidelity: graphs, batched energies of candidates and
+bundled elemental references, and one hull per chemical system.
 
 Usage: ``python benchmarks/screening_rate.py [--num 1000] [--threads N]``
 """
@@ -69,6 +70,7 @@ def build_candidates(num: int, seed: int = 0) -> tuple[list[Atoms], dict[str, in
                 kept += 1
         counts[name] = kept
     rng = np.random.default_rng(seed)
+    pool = [pool[k] for k in rng.permutation(len(pool))]  # mix the sources
     candidates = []
     for i in range(num):
         atoms = pool[i % len(pool)].copy()
