@@ -165,7 +165,42 @@ def _add_publish(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=_cmd_publish)
 
 
-SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (_add_models, _add_predict, _add_publish)
+def _cmd_data(args: argparse.Namespace) -> int:
+    from data_pipelines.cli import main as data_main
+
+    return int(data_main(args.data_args))
+
+
+def _add_data(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "data",
+        help="Materials Project pipeline: pull | pair | build | import | all (umfp data --help)",
+        add_help=False,
+    )
+    parser.add_argument("data_args", nargs=argparse.REMAINDER, help="arguments of python -m data_pipelines")
+    parser.set_defaults(handler=_cmd_data)
+
+
+def _add_train(subparsers: argparse._SubParsersAction) -> None:
+    from universal_mfp.training.cli import add_train_parser
+
+    add_train_parser(subparsers)
+
+
+def _add_screen(subparsers: argparse._SubParsersAction) -> None:
+    from universal_mfp.hull.cli import add_screen_parser
+
+    add_screen_parser(subparsers)
+
+
+SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
+    _add_models,
+    _add_predict,
+    _add_screen,
+    _add_train,
+    _add_data,
+    _add_publish,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -181,7 +216,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``umfp``; returns the exit code (0 success, 1 error, 2 usage error)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if args.command == "data":  # everything after "data" belongs to the pipeline's own parser
+        args.data_args = [*unknown, *args.data_args]
+    elif unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     try:

@@ -9,8 +9,9 @@ import ase.io
 import pytest
 from pymatgen.io.ase import AseAtomsAdaptor
 
+from universal_mfp.hub.checkpoint import save_checkpoint
 from universal_mfp.hull import ScreeningRequest, run_screening, stable_metrics
-from universal_mfp.hull.cli import add_screen_parser, resolve_model, set_model_loader
+from universal_mfp.hull.cli import add_screen_parser, resolve_model
 
 from .structures import candidates
 
@@ -76,17 +77,14 @@ def test_screen_subcommand(tiny_model, candidate_files, tmp_path):
     parser = argparse.ArgumentParser(prog="umfp")
     add_screen_parser(parser.add_subparsers(dest="command"))
     out = tmp_path / "cli"
+    folder = save_checkpoint(tiny_model, tmp_path / "tiny", name="tiny-test")
     args = parser.parse_args(
         [
-            "screen", str(candidate_files / "batch.extxyz"), "--model", "tiny", "--fidelity", "pbe",
+            "screen", str(candidate_files / "batch.extxyz"), "--model", str(folder), "--fidelity", "pbe",
             "--mp2020", "--output-dir", str(out), "--no-progress", "--no-plots",
         ]
     )  # fmt: skip
-    set_model_loader(lambda name: tiny_model)
-    try:
-        assert args.handler(args) == 0
-    finally:
-        set_model_loader(None)
+    assert args.handler(args) == 0
     rows = _read_csv(out / "results.csv")
     assert len(rows) == 4
     assert "e_above_hull_mp2020" in rows[0]
@@ -94,7 +92,6 @@ def test_screen_subcommand(tiny_model, candidate_files, tmp_path):
 
 
 def test_resolve_model_through_the_hub(tiny_model, tmp_path):
-    hub = pytest.importorskip("universal_mfp.hub")
-    folder = hub.save_checkpoint(tiny_model, tmp_path / "ckpt", name="tiny-test")
+    folder = save_checkpoint(tiny_model, tmp_path / "ckpt", name="tiny-test")
     model = resolve_model(str(folder))
     assert model.fidelities == ("pbe", "r2scan")

@@ -1,14 +1,15 @@
 """``umfp screen``: parser registration and handler (wired into ``universal_mfp/cli.py``).
 
-The model argument is resolved by ``resolve_model``: a loader registered with ``set_model_loader`` when
-there is one, else ``universal_mfp.hub.load_model(name).model`` (imported lazily).
+The model argument is resolved by ``universal_mfp.hub.load_model``: a registered name, a checkpoint folder
+or a Hub id.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import logging
-from collections.abc import Callable
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,38 +17,12 @@ from universal_mfp.model.potential import MultiFidelityPotential
 
 logger = logging.getLogger(__name__)
 
-ModelLoader = Callable[[str], Any]
-_MODEL_LOADER: list[ModelLoader] = []
-
-
-def set_model_loader(loader: ModelLoader | None) -> None:
-    """Register how ``--model`` names are turned into models (``None`` restores the default, the hub)."""
-    _MODEL_LOADER.clear()
-    if loader is not None:
-        _MODEL_LOADER.append(loader)
-
 
 def resolve_model(name: str) -> MultiFidelityPotential:
-    """Return the ``MultiFidelityPotential`` for a model name or checkpoint folder.
+    """Return the potential for a registered model name, a checkpoint folder or a Hub id (``load_model``)."""
+    from universal_mfp.hub import load_model
 
-    Raises:
-        RuntimeError: if no loader is registered and ``universal_mfp.hub`` is not available.
-    """
-    if _MODEL_LOADER:
-        loaded = _MODEL_LOADER[0](name)
-    else:
-        try:
-            from universal_mfp.hub import load_model  # type: ignore[attr-defined]
-        except ImportError as error:
-            raise RuntimeError(
-                f"cannot load model {name!r}: universal_mfp.hub is not available and no loader was registered "
-                "with universal_mfp.hull.cli.set_model_loader"
-            ) from error
-        loaded = load_model(name)
-    model = getattr(loaded, "model", loaded)
-    if not isinstance(model, MultiFidelityPotential):
-        raise TypeError(f"model loader returned {type(model).__name__}, expected a MultiFidelityPotential")
-    return model
+    return load_model(name).model
 
 
 def add_screen_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -116,5 +91,38 @@ def run_screen(args: argparse.Namespace) -> int:
         max_atoms_per_batch=args.max_atoms_per_batch,
     )
     summary = run_screening(resolve_model(args.model), request, model_name=args.model)
-    logger.info("wrote %s", summary["outputs"]["csv"])
+    sys.stdout.write(format_results_table(Path(summary["outputs"]["csv"])) + "\n")
+    sys.stdout.write(f"results: {summary['outputs']['csv']}\n")
     return 0
+
+
+_TABLE_COLUMNS = (
+    ("id", "id", "{}"),
+    ("formula", "formula", "{}"),
+    ("E (eV/atom)", "energy_per_atom", "{:.4f}"),
+    ("E_form (eV/atom)", "formation_energy_per_atom", "{:.4f}"),
+    ("E_hull (meV/atom)", "e_above_hull", "{:.1f}"),
+    ("stable", "stable", "{}"),
+    ("relaxation", "relaxation_status", "{}"),
+)
+
+
+def format_results_table(csv_path: Path) -> str:
+    """The screening results as an aligned text table (energy above hull in meV/atom)."""
+    with csv_path.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    table = [[title for title, _, _ in _TABLE_COLUMNS]]
+    for row in rows:
+        cells = []
+        for _, key, fmt in _TABLE_COLUMNS:
+            value = row.get(key, "")
+            if key == "e_above_hull" and value not in ("", None):
+                value = 1000.0 * float(value)
+            elif fmt != "{}" and value not in ("", None):
+                value = float(value)
+            cells.append(fmt.format(value) if value not in ("", None) else "-")
+        table.append(cells)
+    widths = [max(len(r[k]) for r in table) for k in range(len(_TABLE_COLUMNS))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)) for r in table]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)

@@ -62,7 +62,9 @@ class MultiFidelityPotential(nn.Module):
         self.readout_hidden = FidelityLinear(irreps, f"{config.readout_hidden}x0e", num_fidelities)
         self.readout_out = FidelityLinear(f"{config.readout_hidden}x0e", "1x0e", num_fidelities)
 
-        self.register_buffer("element_references", torch.zeros(num_fidelities, num_species))
+        # Per-fidelity element reference energies: the energy of each isolated atom at each fidelity. They are
+        # initialised by a least-squares fit (see training/statistics.py) and trained with the rest.
+        self.element_references = nn.Parameter(torch.zeros(num_fidelities, num_species))
         self.register_buffer("energy_scale", torch.ones(num_fidelities))
         self.to(resolve_dtype(config.dtype))
 
@@ -87,8 +89,9 @@ class MultiFidelityPotential(nn.Module):
             )
         if not (torch.isfinite(references).all() and torch.isfinite(scale).all() and (scale > 0).all()):
             raise ValueError("references must be finite and scales finite and positive")
-        self.element_references.copy_(references)
-        self.energy_scale.copy_(scale)
+        with torch.no_grad():
+            self.element_references.copy_(references)
+            self.energy_scale.copy_(scale)
 
     def species(self, atomic_numbers: torch.Tensor) -> torch.Tensor:
         """Map atomic numbers [N] to embedding indices, raising ``ValueError`` on elements the model lacks."""

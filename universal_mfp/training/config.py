@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from ase.data import chemical_symbols
 
 from universal_mfp.training.loss import LossWeights
 from universal_mfp.training.trainer import TrainerSettings
@@ -25,7 +26,11 @@ class DataSource:
 
 @dataclass(frozen=True)
 class DataSettings:
-    """Where the frames come from and how they are split."""
+    """Where the frames come from, which are kept, and how they are split.
+
+    ``elements`` restricts the run to frames made only of these elements (and the model to them);
+    ``max_force`` drops frames with any force component larger than this (eV/Å).
+    """
 
     sources: tuple[DataSource, ...]
     val_fraction: float = 0.1
@@ -33,6 +38,7 @@ class DataSettings:
     fidelity_map: Mapping[str, str] = field(default_factory=dict)
     fidelities: tuple[str, ...] | None = None
     elements: tuple[int, ...] | None = None
+    max_force: float | None = None
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,14 @@ class RunConfig:
     model: Mapping[str, Any]
     training: TrainerSettings
     seed: int = 0
+
+
+def _atomic_number(value: int | str) -> int:
+    if isinstance(value, int):
+        return value
+    if value not in chemical_symbols[1:]:
+        raise ValueError(f"unknown element {value!r} in data.elements")
+    return chemical_symbols.index(value)
 
 
 def _expand(path: str, base: Path) -> Path:
@@ -64,7 +78,9 @@ def parse_run_config(raw: Mapping[str, Any], *, base_dir: Path) -> RunConfig:
         if required not in raw:
             raise ValueError(f"config needs {required!r}")
     data = dict(raw["data"])
-    _check_keys("data", data, {"sources", "val_fraction", "test_fraction", "fidelity_map", "fidelities", "elements"})
+    _check_keys(
+        "data", data, {"sources", "val_fraction", "test_fraction", "fidelity_map", "fidelities", "elements", "max_force"}
+    )
     if not data.get("sources"):
         raise ValueError("config data.sources must list at least one file or folder")
     sources = []
@@ -93,7 +109,8 @@ def parse_run_config(raw: Mapping[str, Any], *, base_dir: Path) -> RunConfig:
             test_fraction=float(data.get("test_fraction", 0.1)),
             fidelity_map=dict(data.get("fidelity_map") or {}),
             fidelities=tuple(data["fidelities"]) if data.get("fidelities") else None,
-            elements=tuple(int(z) for z in data["elements"]) if data.get("elements") else None,
+            elements=tuple(_atomic_number(z) for z in data["elements"]) if data.get("elements") else None,
+            max_force=float(data["max_force"]) if data.get("max_force") is not None else None,
         ),
         model=model,
         training=TrainerSettings(**training),

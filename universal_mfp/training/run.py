@@ -50,7 +50,17 @@ def read_sources(config: RunConfig) -> list[Frame]:
         frames.extend(read_frames(source.path, fidelity=source.fidelity, fidelity_map=config.data.fidelity_map))
     if not frames:
         raise ValueError("the data sources hold no frames")
-    return frames
+    kept = frames
+    if config.data.elements:
+        allowed = set(config.data.elements)
+        kept = [f for f in kept if set(f.numbers.tolist()) <= allowed]
+    if config.data.max_force is not None:
+        kept = [f for f in kept if f.forces is None or float(np.abs(f.forces).max()) <= config.data.max_force]
+    if len(kept) < len(frames):
+        logger.info("kept %d of %d frames (element and force filters)", len(kept), len(frames))
+    if not kept:
+        raise ValueError("no frame passes the data.elements / data.max_force filters")
+    return kept
 
 
 def normalised_model(

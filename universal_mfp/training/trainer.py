@@ -139,7 +139,13 @@ class Trainer:
         for param in model.parameters():
             param.requires_grad_(id(param) in trainable_ids)
         self.parameters = trainable
-        self.optimizer = torch.optim.AdamW(trainable, lr=settings.learning_rate, weight_decay=settings.weight_decay)
+        # reference energies are physical offsets (eV), not weights: no decay towards zero
+        no_decay = {id(model.element_references)}
+        groups = [
+            {"params": [p for p in trainable if id(p) not in no_decay], "weight_decay": settings.weight_decay},
+            {"params": [p for p in trainable if id(p) in no_decay], "weight_decay": 0.0},
+        ]
+        self.optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=settings.learning_rate)
         self.ema = ExponentialMovingAverage(model, settings.ema_decay)
         self.loss_weights = settings.weights.table(model.fidelities)
         graphs = train.graphs
