@@ -104,14 +104,46 @@ def _model_index(name: str, dataset: str, rows: list[tuple[str, str, str, float]
     return yaml.safe_dump(index, sort_keys=False, allow_unicode=True).rstrip()
 
 
+def _splits_table(splits: Mapping[str, Any]) -> list[str]:
+    lines = [
+        "| Split | Fidelity | Frames | Atoms | with energy | with forces | with stress |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for split in ("train", "val", "test"):
+        for fidelity, counts in sorted((splits.get(split) or {}).items()):
+            cells = [counts.get(k, 0) for k in ("frames", "atoms", "with_energy", "with_forces", "with_stress")]
+            lines.append(f"| {split} | {fidelity} | " + " | ".join(str(c) for c in cells) + " |")
+    return lines
+
+
 def _training_section(training: Mapping[str, Any]) -> str:
     if not training:
         return "No training-data summary was recorded for this checkpoint."
-    lines = []
-    for key, value in training.items():
-        text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
-        lines.append(f"- **{key}**: {text}")
-    return "\n".join(lines)
+    lines: list[str] = []
+    rest = dict(training)
+    for key in ("description", "dataset", "license"):
+        rest.pop(key, None)
+    if "reproduce" in rest:
+        lines += [f"Reproduce with `{rest.pop('reproduce')}` (seed {rest.pop('seed', 'unrecorded')}).", ""]
+    if isinstance(rest.get("splits"), Mapping):
+        lines += ["Frames per split and fidelity (split by material or system, never by frame):", ""]
+        lines += [*_splits_table(rest.pop("splits")), ""]
+    if rest.get("sources"):
+        lines += ["Sources:", "", *[f"- {source}" for source in rest.pop("sources")], ""]
+    if isinstance(rest.get("data_licenses"), Mapping):
+        lines += ["Data licenses:", "", *[f"- {text}" for text in rest.pop("data_licenses").values()], ""]
+    if isinstance(rest.get("elements_with_energies_by_fidelity"), Mapping):
+        lines += ["Elements with training energies, per fidelity (predictions for other elements at that fidelity",
+                  "rest on what the network transfers from the other fidelity and are less reliable):", ""]
+        for fidelity, symbols in rest.pop("elements_with_energies_by_fidelity").items():
+            lines.append(f"- `{fidelity}` ({len(symbols)}): {', '.join(symbols)}")
+        lines.append("")
+    if rest:
+        lines += ["Run details:", ""]
+        for key, value in rest.items():
+            text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+            lines.append(f"- **{key}**: {text}")
+    return "\n".join(lines).rstrip()
 
 
 def _architecture_table(model: Mapping[str, Any]) -> str:

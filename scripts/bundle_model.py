@@ -1,0 +1,112 @@
+"""Bundle a trained checkpoint into the package and register it.
+
+Copies ``<run>/best_model`` to ``universal_mfp/pretrained/<name>/`` with a model card rendered from
+``model_cards/template.md`` (also written to ``model_cards/<name>.md``), adds which elements each
+fidelity was trained on to the training summary, and writes the registry entry (sha256 of every file)
+into ``universal_mfp/hub/registry.json``.
+
+Run: python scripts/bundle_model.py --run runs/mf-universal-v0.1 --name mf-universal-v0.1 \
+         --alias mf-universal --config configs/mf-universal.yaml
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+from ase.data import chemical_symbols
+
+from universal_mfp.hub.card import render_card, validate_card
+from universal_mfp.hub.checkpoint import CARD_FILE, CONFIG_FILE, WEIGHTS_FILE, load_checkpoint
+from universal_mfp.hub.files import sha256_file
+from universal_mfp.hub.registry import default_registry_path, load_registry, pretrained_root
+from universal_mfp.training.config import load_run_config
+from universal_mfp.training.run import read_sources
+from universal_mfp.training.splits import split_by_group
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA_LICENSES = {
+    "diatomics": "matbench-discovery diatomics (MIT)",
+    "matpes": "MatPES elemental references shipped in matcalc 0.7.0 (BSD-3-Clause)",
+    "emmet": "Materials Project task documents and entries from emmet test files (BSD-3-Clause; MP data CC BY 4.0)",
+}
+
+
+def elements_by_fidelity(config_path: Path) -> dict[str, list[str]]:
+    """Elements each fidelity has energy labels for in the training split of the run's data."""
+    config = load_run_config(config_path)
+    frames = read_sources(config)
+    splits = split_by_group(
+        frames, val_fraction=config.data.val_fraction, test_fraction=config.data.test_fraction, seed=config.seed
+    )
+    found: dict[str, set[int]] = {}
+    for i in splits["train"]:
+        frame = frames[i]
+        if frame.energy is not None:
+            found.setdefault(str(frame.fidelity), set()).update(int(z) for z in frame.numbers)
+    return {fid: [chemical_symbols[z] for z in sorted(zs)] for fid, zs in found.items()}
+
+
+def main() -> None:
+    """Bundle and register the checkpoint."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--run", type=Path, required=True, help="training output folder (holds best_model/)")
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--alias", action="append", default=[])
+    parser.add_argument("--config", type=Path, required=True, help="the run's YAML config (to describe its data)")
+    parser.add_argument("--description", default="Universal multi-fidelity (PBE + r2SCAN) potential trained on all "
+                        "the real frames in ../shared/data/frames.")
+    parser.add_argument("--license", default="cc-by-4.0")
+    parser.add_argument("--default-fidelity", default=None)
+    args = parser.parse_args()
+
+    checkpoint = load_checkpoint(args.run / "best_model")
+    metadata = json.loads((args.run / "best_model" / CONFIG_FILE).read_text())
+    training = dict(metadata.get("training") or {})
+    training.update(
+        description=args.description,
+        dataset="universal-mfp shared real frames (MP GGA/GGA+U, MatPES PBE/r2SCAN, matbench-discovery dimers)",
+        license=args.license,
+        reproduce=f"umfp train {args.config.as_posix()}",
+        data_licenses=DATA_LICENSES,
+        elements_with_energies_by_fidelity=elements_by_fidelity(args.config),
+    )
+    metadata["training"] = training
+    card = render_card(metadata, name=args.name, load_name=args.alias[0] if args.alias else args.name,
+                       license_id=args.license)
+    validate_card(card)
+
+    target = pretrained_root() / args.name
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    shutil.copy2(args.run / "best_model" / WEIGHTS_FILE, target / WEIGHTS_FILE)
+    (target / CONFIG_FILE).write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8")
+    (target / CARD_FILE).write_text(card, encoding="utf-8")
+    (ROOT / "model_cards" / f"{args.name}.md").write_text(card, encoding="utf-8")
+    load_checkpoint(target)  # the bundled folder must load strictly
+
+    entry = {
+        "name": args.name,
+        "aliases": args.alias,
+        "description": args.description,
+        "license": args.license,
+        "fidelities": list(checkpoint.config.fidelities),
+        "default_fidelity": args.default_fidelity,
+        "bundled_path": args.name,
+        "repo_id": None,
+        "revision": None,
+        "files": {f: sha256_file(target / f) for f in (CONFIG_FILE, WEIGHTS_FILE, CARD_FILE)},
+    }
+    registry_path = default_registry_path()
+    registry = json.loads(registry_path.read_text())
+    registry["models"] = [m for m in registry["models"] if m["name"] != args.name] + [entry]
+    registry_path.write_text(json.dumps(registry, indent=2) + "\n", encoding="utf-8")
+    load_registry(registry_path)  # validates
+    print(f"bundled {args.name} in {target}; registry updated")
+
+
+if __name__ == "__main__":
+    main()
