@@ -167,18 +167,8 @@ def main() -> None:
         for method in args.methods:
             t = time.perf_counter()
             stage = work / f"{method}-{fraction}"
-            if method == "mf":
-                data = pbe + r2
-                model = train_model(
-                    data,
-                    [],
-                    config,
-                    settings_for(len(data), 2 * args.steps, args.batch_size, args.lr),
-                    stage,
-                    seed=args.seed,
-                )
-            elif method == "mf_energy":
-                data = pbe + energy_only
+            if method in ("mf", "mf_energy"):
+                data = pbe + (r2 if method == "mf" else energy_only)
                 model = train_model(
                     data,
                     [],
