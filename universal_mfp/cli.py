@@ -193,11 +193,18 @@ def _add_screen(subparsers: argparse._SubParsersAction) -> None:
     add_screen_parser(subparsers)
 
 
+def _add_finetune(subparsers: argparse._SubParsersAction) -> None:
+    from universal_mfp.finetuning.cli import add_finetune_parser
+
+    add_finetune_parser(subparsers)
+
+
 SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     _add_models,
     _add_predict,
     _add_screen,
     _add_train,
+    _add_finetune,
     _add_data,
     _add_publish,
 )
