@@ -115,3 +115,27 @@ def summary_records(run_dir):
     import json
 
     return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_split_keeps_materials_and_geometries_together():
+    from universal_mfp.training.splits import split_by_group
+
+    frames = []
+    for k in range(40):
+        atoms = Atoms("CO", positions=[[0, 0, 0], [1.0 + 0.05 * k, 0, 0]], cell=np.eye(3) * 8, pbc=True)
+        for fidelity in ("pbe", "r2scan"):  # the same geometry at two fidelities, no ids
+            frames.append(as_frame(atoms).replace(fidelity=fidelity, info={"frame_id": f"{fidelity}:{k}"}))
+    for k in range(40):  # a relaxation trajectory of one material: several frames, one material id
+        atoms = Atoms("Si2", positions=[[0, 0, 0], [2.3 + 0.01 * (k % 4), 0, 0]], cell=np.eye(3) * 8, pbc=True)
+        frames.append(as_frame(atoms).replace(fidelity="pbe", info={"material_id": f"mp-{k // 4}", "frame_id": str(k)}))
+    splits = split_by_group(frames, val_fraction=0.2, test_fraction=0.2, seed=1)
+    assert sorted(sum(splits.values(), [])) == list(range(len(frames)))
+    where = {i: name for name, idx in splits.items() for i in idx}
+    for k in range(40):  # twins together
+        assert where[2 * k] == where[2 * k + 1]
+    for m in range(10):  # materials together
+        assert len({where[80 + 4 * m + j] for j in range(4)}) == 1
+    assert all(len(idx) > 0 for idx in splits.values())
+    # adding frames never moves existing ones
+    more = split_by_group(frames + frames[:3], val_fraction=0.2, test_fraction=0.2, seed=1)
+    assert all(where[i] == name for name, idx in more.items() for i in idx if i < len(frames))

@@ -1,4 +1,9 @@
-"""Train/validation/test splits by material (never by frame), so no material is on both sides."""
+"""Train/validation/test splits by material (never by frame), so no material is on both sides.
+
+A frame's group is its material id, else its calculation (task) id, else its geometry: frames without
+ids (e.g. points of a dimer curve) are grouped by structure, so the same geometry computed at two
+fidelities always lands in the same split, while different points of one curve may be split.
+"""
 
 from __future__ import annotations
 
@@ -6,21 +11,20 @@ import hashlib
 from collections.abc import Sequence
 
 from universal_mfp.data.frame import Frame
+from universal_mfp.training.pairs import geometry_key
 
-# info keys that identify the material (or the system) a frame belongs to, in order of preference
-GROUP_KEYS = ("material_id", "pair", "matpes_id", "task_id")
+# info keys that identify the material a frame belongs to, in order of preference
+GROUP_KEYS = ("material_id", "matpes_id", "task_id")
 
 
 def group_key(frame: Frame) -> str:
-    """The material a frame belongs to: its material id, else its dimer pair, else its own frame id."""
+    """The group a frame is split with: its material id, else its task id, else its geometry."""
     for key in GROUP_KEYS:
         value = frame.info.get(key)
         if value:
             return f"{key}:{value}"
-    frame_id = frame.info.get("frame_id")
-    if not frame_id:
-        raise ValueError("a frame without material_id, pair, task_id or frame_id cannot be assigned to a split")
-    return f"frame_id:{frame_id}"
+    digest = hashlib.sha256(repr(geometry_key(frame)).encode()).hexdigest()[:16]
+    return f"geometry:{digest}"
 
 
 def _unit_interval(text: str, seed: int) -> float:
