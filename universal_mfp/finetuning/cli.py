@@ -30,7 +30,12 @@ def add_finetune_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
     parser.add_argument("--model", required=True, help="checkpoint folder, registered name or owner/name Hub id")
     parser.add_argument("--fidelity", required=True, help="fidelity of DATA (new or existing), e.g. r2scan, ccsd_t")
     parser.add_argument("--output-dir", required=True, type=Path, help="checkpoint folder to write")
-    parser.add_argument("--train", default="readout", choices=("readout", "all-but-embedding", "all"))
+    parser.add_argument(
+        "--train",
+        default="readout",
+        choices=("readout", "all-but-embedding", "all"),
+        help="readout: only the fidelity's own rows (other fidelities bit-identical); all-but-embedding; all",
+    )
     parser.add_argument("--init-from", default=None, help="existing fidelity a new one starts from (default: best fit)")
     parser.add_argument("--energy-only", action="store_true", help="drop forces and stresses of DATA")
     parser.add_argument("--replay", nargs="+", type=Path, default=[], help="original training data to mix in")
