@@ -129,7 +129,7 @@ def test_split_keeps_materials_and_geometries_together():
         atoms = Atoms("Si2", positions=[[0, 0, 0], [2.3 + 0.01 * (k % 4), 0, 0]], cell=np.eye(3) * 8, pbc=True)
         frames.append(as_frame(atoms).replace(fidelity="pbe", info={"material_id": f"mp-{k // 4}", "frame_id": str(k)}))
     splits = split_by_group(frames, val_fraction=0.2, test_fraction=0.2, seed=1)
-    assert sorted(sum(splits.values(), [])) == list(range(len(frames)))
+    assert sorted(i for idx in splits.values() for i in idx) == list(range(len(frames)))
     where = {i: name for name, idx in splits.items() for i in idx}
     for k in range(40):  # twins together
         assert where[2 * k] == where[2 * k + 1]

@@ -79,7 +79,9 @@ def parse_run_config(raw: Mapping[str, Any], *, base_dir: Path) -> RunConfig:
             raise ValueError(f"config needs {required!r}")
     data = dict(raw["data"])
     _check_keys(
-        "data", data, {"sources", "val_fraction", "test_fraction", "fidelity_map", "fidelities", "elements", "max_force"}
+        "data",
+        data,
+        {"sources", "val_fraction", "test_fraction", "fidelity_map", "fidelities", "elements", "max_force"},
     )
     if not data.get("sources"):
         raise ValueError("config data.sources must list at least one file or folder")
