@@ -30,6 +30,7 @@ CANDIDATES = [
 
 
 def main() -> None:
+    """Write the candidates next to this script."""
     frames = []
     for name, atoms in CANDIDATES:
         atoms.info["id"] = name
