@@ -1,7 +1,7 @@
 """Data efficiency of multi-fidelity learning against single-fidelity, transfer and delta learning.
 
 Real data: the PBE and r2SCAN dimer curves (same geometries at both levels of theory; frames within
---max-above-minimum eV/atom of their curve's minimum) and the MatPES elemental crystals at both levels,
+--max-above-minimum eV/atom of their curve's minimum, forces up to --max-force) and the MatPES elemental crystals at both levels,
 from ../shared/data/frames. A test set of r2SCAN frames is held out
 (and their PBE twins are removed from every training set, so no test geometry is seen at any level).
 Each method then trains on 5/10/25/100 % of the remaining r2SCAN frames, sampled per dimer curve or
@@ -57,17 +57,21 @@ def system_key(frame):
     return frame.info.get("pair") or frame.info.get("element") or frame.info["frame_id"]
 
 
-def near_minimum(dimers, max_above):
-    """Dimer frames within ``max_above`` eV/atom of their own curve's minimum."""
+def near_minimum(dimers, max_above, max_force):
+    """Dimer frames within ``max_above`` eV/atom of their own curve's minimum and with |F| <= ``max_force``."""
     lowest = defaultdict(lambda: math.inf)
     for frame in dimers:
         lowest[frame.info["pair"]] = min(lowest[frame.info["pair"]], frame.energy / frame.num_atoms)
-    return [f for f in dimers if f.energy / f.num_atoms - lowest[f.info["pair"]] <= max_above]
+    return [
+        f
+        for f in dimers
+        if f.energy / f.num_atoms - lowest[f.info["pair"]] <= max_above and np.abs(f.forces).max() <= max_force
+    ]
 
 
-def load_data(max_above):
-    pbe = near_minimum(read_extxyz(FRAMES / "diatomics_PBE.extxyz"), max_above)
-    r2 = near_minimum(read_extxyz(FRAMES / "diatomics_r2SCAN.extxyz"), max_above)
+def load_data(max_above, max_force):
+    pbe = near_minimum(read_extxyz(FRAMES / "diatomics_PBE.extxyz"), max_above, max_force)
+    r2 = near_minimum(read_extxyz(FRAMES / "diatomics_r2SCAN.extxyz"), max_above, max_force)
     pbe += read_extxyz(FRAMES / "matpes_element_refs_PBE.extxyz")
     r2 += read_extxyz(FRAMES / "matpes_element_refs_r2SCAN.extxyz")
     return pbe, r2
@@ -132,6 +136,7 @@ def main() -> None:
         default=5.0,
         help="keep dimer frames within this many eV/atom of their curve's minimum",
     )
+    parser.add_argument("--max-force", type=float, default=20.0, help="keep dimer frames with |F| <= this, eV/Å")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results" / "data_efficiency")
     parser.add_argument("--docs", type=Path, default=ROOT / "docs" / "data_efficiency.md")
@@ -140,7 +145,7 @@ def main() -> None:
     torch.set_num_threads(2)
     started = time.perf_counter()
 
-    pbe_all, r2_all = load_data(args.max_above_minimum)
+    pbe_all, r2_all = load_data(args.max_above_minimum, args.max_force)
     pbe, pool, test = split(pbe_all, r2_all, args.seed, args.test_fraction)
     elements = tuple(sorted({int(z) for f in pbe_all + r2_all for z in f.numbers}))
     config = ModelConfig(elements=elements, fidelities=("pbe", "r2scan"), **MODEL)
@@ -237,6 +242,7 @@ def main() -> None:
         "r2scan_pool_frames": len(pool),
         "seed": args.seed,
         "max_above_minimum_eV_per_atom": args.max_above_minimum,
+        "max_force_eV_per_A": args.max_force,
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.with_suffix(".json").write_text(json.dumps({"meta": meta, "results": results}, indent=2))
@@ -278,7 +284,8 @@ def write_markdown(results, fractions, methods, meta, path, png):
         f"{2 * meta['steps_per_stage']} steps in total. r2SCAN test set: {meta['test_frames']} frames "
         f"(dimers and MatPES crystals; their PBE twins are excluded from training); PBE training frames: "
         f"{meta['pbe_train_frames']}. Dimer frames more than {meta['max_above_minimum_eV_per_atom']} eV/atom above "
-        "their curve's minimum (the hard-core wall, up to 170 eV/atom) are left out of every set.",
+        f"their curve's minimum or with a force above {meta['max_force_eV_per_A']} eV/Å (the hard-core wall, up to "
+        "170 eV/atom) are left out of every set.",
         "",
         "r2SCAN test energy MAE (meV/atom) / force MAE (meV/Å):",
         "",
