@@ -1,8 +1,8 @@
 """Data efficiency of multi-fidelity learning against single-fidelity, transfer and delta learning.
 
 Real data: the PBE and r2SCAN dimer curves (same geometries at both levels of theory; frames within
---max-above-minimum eV/atom of their curve's minimum, forces up to --max-force) and the MatPES elemental crystals at both levels,
-from ../shared/data/frames. A test set of r2SCAN frames is held out
+--max-above-minimum eV/atom of their curve's minimum, forces up to --max-force) and the MatPES
+elemental crystals at both levels, from ../shared/data/frames. A test set of r2SCAN frames is held out
 (and their PBE twins are removed from every training set, so no test geometry is seen at any level).
 Each method then trains on 5/10/25/100 % of the remaining r2SCAN frames, sampled per dimer curve or
 crystal so every system keeps at least one r2SCAN frame, plus the PBE frames where the method uses them:
