@@ -38,6 +38,22 @@ def dft_e_above_hull(frames: list[Frame]) -> dict[str, float]:
     return {p.id: p.e_above_hull for p in energies_above_hull(phases, [])}
 
 
+def held_out_ids(frames: list[Frame], config_path: Path) -> list[str]:
+    """Ids of the frames whose geometry is in the val or test split of a training run's config."""
+    from universal_mfp.training.config import load_run_config
+    from universal_mfp.training.pairs import geometry_key
+    from universal_mfp.training.run import read_sources
+    from universal_mfp.training.splits import split_by_group
+
+    config = load_run_config(config_path)
+    sources = read_sources(config)
+    splits = split_by_group(
+        sources, val_fraction=config.data.val_fraction, test_fraction=config.data.test_fraction, seed=config.seed
+    )
+    held = {geometry_key(sources[i]) for name in ("val", "test") for i in splits[name]}
+    return [str(f.info["id"]) for f in frames if geometry_key(f) in held]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help="model name or checkpoint folder")
@@ -46,6 +62,12 @@ def main() -> None:
     parser.add_argument("--relax", action="store_true", help="relax every polymorph with the model first")
     parser.add_argument("--bundled-references", action="store_true", help="also let the bundled MatPES refs compete")
     parser.add_argument("--output", type=Path, default=None, help="write metrics and per-structure values (JSON)")
+    parser.add_argument(
+        "--held-out-of",
+        type=Path,
+        default=None,
+        help="training config of the model: also report metrics on the polymorphs in its val/test splits only",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO)
 
@@ -74,6 +96,13 @@ def main() -> None:
     print(f"{len(ids)} polymorphs, {sum(dft[i] <= 0 for i in ids)} on the DFT hull, {seconds:.1f} s")
     for key in ("F1", "Precision", "Recall", "Accuracy", "DAF", "MAE", "RMSE", "R2"):
         print(f"{key:>10s}: {metrics[key]:.4f}")
+    held_out_metrics = None
+    if args.held_out_of is not None:
+        held = held_out_ids(usable, args.held_out_of)
+        held_out_metrics = stable_metrics([dft[i] for i in held], [predicted[i] for i in held])
+        print(f"held out of training ({len(held)} polymorphs, {sum(dft[i] <= 0 for i in held)} on the DFT hull):")
+        for key in ("F1", "Precision", "Recall", "Accuracy", "MAE", "RMSE", "R2"):
+            print(f"{key:>10s}: {held_out_metrics[key]:.4f}")
     if args.output is not None:
         record = {
             "model": args.model,
@@ -81,6 +110,7 @@ def main() -> None:
             "relax": args.relax,
             "data": str(args.data),
             "metrics": metrics,
+            "held_out_metrics": held_out_metrics,
             "per_structure": {i: {"dft": dft[i], "model": predicted[i]} for i in ids},
         }
         args.output.write_text(json.dumps(record, indent=1, default=float))
