@@ -7,6 +7,7 @@ from e3nn import o3
 from e3nn.nn import FullyConnectedNet, Gate
 from torch import nn
 
+from universal_mfp.model.channelwise import ChannelwiseTensorProduct
 from universal_mfp.model.fidelity_linear import FidelityLinear
 
 _SCALAR_ACTIVATIONS = {1: torch.nn.functional.silu, -1: torch.tanh}
@@ -66,6 +67,9 @@ class InteractionBlock(nn.Module):
             shared_weights=False,
             internal_weights=False,
         )
+        # the same function as ``tensor_product`` + sum over edges, faster; ``tensor_product`` stays the reference
+        # (and keeps the state_dict layout)
+        self.messages = ChannelwiseTensorProduct(self.tensor_product)
         self.radial_network = FullyConnectedNet(
             [num_radial_basis, *radial_mlp_hidden, self.tensor_product.weight_numel], torch.nn.functional.silu
         )
@@ -97,10 +101,6 @@ class InteractionBlock(nn.Module):
         centre, neighbour = edge_index[0], edge_index[1]
         x = self.linear_1(features, node_fidelity)
         weights = self.radial_network(edge_radial)
-        messages = self.tensor_product(x[neighbour], edge_harmonics, weights)
-        aggregated = torch.zeros(
-            features.shape[0], messages.shape[1], dtype=messages.dtype, device=messages.device
-        ).index_add(0, centre, messages)
-        aggregated = aggregated / self.avg_num_neighbors
+        aggregated = self.messages(x, edge_harmonics, weights, centre, neighbour) / self.avg_num_neighbors
         out = self.linear_2(aggregated, node_fidelity) + self.self_connection(features)
         return self.gate(out)

@@ -1,0 +1,135 @@
+"""Edge messages of an interaction layer: gather, channel-wise ('uvu') tensor product, scatter-sum.
+
+``ChannelwiseTensorProduct`` computes exactly what ``e3nn.o3.TensorProduct`` (every instruction ``'uvu'``
+with per-edge weights, second input of multiplicity one) followed by a sum over each node's edges
+computes, in fewer and larger operations:
+
+* node features are handled channels-last (``[.., 2l+1, u]``), so every per-edge operation runs over
+  contiguous channels;
+* all paths that start from the same input irrep are done together: the inputs are multiplied by the
+  weights of each path (``[E, P, 2l1+1, u]``), the Clebsch-Gordan coefficients (times e3nn's path
+  normalisation) of those paths form one constant block-diagonal matrix, so one matrix product with
+  the edge harmonics gives the per-edge coupling ``[E, K, P (2l1+1)]`` and one batched matrix product
+  gives every message of those paths; one ``index_add`` then sums them on their centre atoms;
+* the rearrangement into e3nn's output layout happens on nodes, after the sum, not on edges;
+* autograd keeps the gathered inputs, the weighted inputs and the small coupling per edge, never the
+  messages themselves.
+
+It holds no parameters and only non-persistent buffers, so a model's ``state_dict`` does not change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from e3nn import o3
+from torch import nn
+
+
+@dataclass(frozen=True)
+class _Block:
+    """The paths leaving one input irrep: where they read and write."""
+
+    in_start: int  # first column of the input irrep in the node features
+    mul: int  # its multiplicity u
+    dim_in: int  # 2 l1 + 1
+    num_paths: int  # P
+    weight_start: int  # first weight column of its paths (they are contiguous, P * u columns)
+    width: int  # K: summed output dimensions of its paths
+    outputs: tuple[tuple[int, int, int], ...]  # per path: (output irrep index, first k, 2 l3 + 1)
+
+
+class ChannelwiseTensorProduct(nn.Module):
+    """Sum over edges of ``TP(x[neighbour], Y_edge; w_edge)`` for a channel-wise e3nn ``TensorProduct``.
+
+    Args:
+        tensor_product: an ``o3.TensorProduct`` whose instructions are all ``'uvu'`` with weights, with
+            unshared (per-edge) weights and multiplicity-one irreps in its second input. Only its irreps,
+            instructions and path normalisation are read.
+    """
+
+    def __init__(self, tensor_product: o3.TensorProduct) -> None:
+        super().__init__()
+        tp = tensor_product
+        if tp.shared_weights or any(mul != 1 for mul, _ in tp.irreps_in2):
+            raise ValueError("expected per-edge weights and multiplicity-one edge irreps")
+        if any(ins.connection_mode != "uvu" or not ins.has_weight for ins in tp.instructions):
+            raise ValueError("every instruction must be a weighted 'uvu' path")
+        self.irreps_in = tp.irreps_in1
+        self.irreps_out = tp.irreps_out
+        self.weight_numel = tp.weight_numel
+        dim_sh = tp.irreps_in2.dim
+        in_starts = [s.start for s in tp.irreps_in1.slices()]
+        sh_slices = tp.irreps_in2.slices()
+
+        weight_starts, offset = [], 0
+        for ins in tp.instructions:
+            weight_starts.append(offset)
+            offset += tp.irreps_in1[ins.i_in1].mul * tp.irreps_in2[ins.i_in2].mul
+
+        covered = [0] * len(tp.irreps_out)
+        blocks = []
+        for a, (mul, ir_in) in enumerate(tp.irreps_in1):
+            paths = [(k, ins) for k, ins in enumerate(tp.instructions) if ins.i_in1 == a]
+            if not paths:
+                continue
+            starts = [weight_starts[k] for k, _ in paths]
+            if starts != list(range(starts[0], starts[0] + mul * len(paths), mul)):
+                raise ValueError("the paths of one input irrep must have contiguous weights")
+            dims_out = [tp.irreps_out[ins.i_out].ir.dim for _, ins in paths]
+            width = sum(dims_out)
+            d1 = ir_in.dim
+            coupling = torch.zeros(dim_sh, width, len(paths), d1, dtype=torch.float64)
+            outputs, k0 = [], 0
+            for q, (_, ins) in enumerate(paths):
+                l2, l3 = tp.irreps_in2[ins.i_in2].ir.l, tp.irreps_out[ins.i_out].ir.l
+                w3j = o3.wigner_3j(ir_in.l, l2, l3, dtype=torch.float64) * ins.path_weight  # [i, j, k]
+                coupling[sh_slices[ins.i_in2], k0 : k0 + dims_out[q], q, :] = w3j.permute(1, 2, 0)
+                outputs.append((ins.i_out, k0, dims_out[q]))
+                covered[ins.i_out] += 1
+                k0 += dims_out[q]
+            self.register_buffer(f"coupling_{len(blocks)}", coupling.reshape(dim_sh, -1), persistent=False)
+            blocks.append(_Block(in_starts[a], mul, d1, len(paths), starts[0], width, tuple(outputs)))
+        if any(c != 1 for c, (mul, _) in zip(covered, tp.irreps_out, strict=True) if mul > 0):
+            raise ValueError("every output irrep must be written by exactly one path")
+        self._blocks = tuple(blocks)
+
+    def forward(
+        self,
+        features: torch.Tensor,
+        edge_harmonics: torch.Tensor,
+        weights: torch.Tensor,
+        centre: torch.Tensor,
+        neighbour: torch.Tensor,
+    ) -> torch.Tensor:
+        """Messages summed on their centre atom.
+
+        Args:
+            features: node features [N, irreps_in.dim].
+            edge_harmonics: [E, irreps_in2.dim] spherical harmonics of the edge directions.
+            weights: [E, weight_numel] per-edge path weights (e3nn's layout).
+            centre: [E] atom receiving each message.
+            neighbour: [E] atom sending it.
+
+        Returns:
+            [N, irreps_out.dim]: ``Σ_{edges e of i} TP(features[neighbour_e], Y_e; w_e)`` in e3nn's layout.
+        """
+        num_nodes, num_edges = features.shape[0], edge_harmonics.shape[0]
+        pieces: list[torch.Tensor | None] = [None] * len(self.irreps_out)
+        block_weights = weights.split([block.num_paths * block.mul for block in self._blocks], dim=1)
+        for index, (block, w) in enumerate(zip(self._blocks, block_weights, strict=True)):
+            u, d1, p, width = block.mul, block.dim_in, block.num_paths, block.width
+            # channels last ([.., d1, u]), so every per-edge operation runs over contiguous channels
+            x = features[:, block.in_start : block.in_start + u * d1].reshape(num_nodes, u, d1).transpose(1, 2)
+            x = x.index_select(0, neighbour)  # [E, d1, u]
+            weighted = (w.reshape(num_edges, p, 1, u) * x.unsqueeze(1)).reshape(num_edges, p * d1, u)
+            coupling = edge_harmonics @ getattr(self, f"coupling_{index}").to(edge_harmonics.dtype)
+            messages = torch.bmm(coupling.reshape(num_edges, width, p * d1), weighted)  # [E, K, u]
+            messages = messages.reshape(num_edges, width * u)
+            summed = messages.new_zeros(num_nodes, width * u).index_add(0, centre, messages)
+            summed = summed.reshape(num_nodes, width, u)
+            for i_out, k0, d3 in block.outputs:
+                pieces[i_out] = summed[:, k0 : k0 + d3].transpose(1, 2).reshape(num_nodes, u * d3)
+        out = [piece for piece in pieces if piece is not None]
+        return torch.cat(out, dim=1) if len(out) > 1 else out[0]
