@@ -8,6 +8,7 @@ from e3nn import o3
 
 from tests.model.helpers import VARIANTS, batch_of, rattled_crystal, small_model
 from universal_mfp.data import keys
+from universal_mfp.model import channelwise_recompute
 from universal_mfp.model.channelwise import ChannelwiseTensorProduct
 from universal_mfp.model.interaction import InteractionBlock
 
@@ -27,7 +28,7 @@ def _reference_messages(block, x, harmonics, weights, centre, neighbour):
     return torch.zeros(x.shape[0], messages.shape[1], dtype=x.dtype).index_add(0, centre, messages)
 
 
-def _reference_forward(self, features, node_fidelity, edge_index, edge_harmonics, edge_radial):
+def _reference_forward(self, features, node_fidelity, edge_index, edge_harmonics, edge_radial, *, recompute=False):
     """InteractionBlock.forward with e3nn's TensorProduct (the implementation before ChannelwiseTensorProduct)."""
     centre, neighbour = edge_index[0], edge_index[1]
     x = self.linear_1(features, node_fidelity)
@@ -44,7 +45,7 @@ def _close(a, b, dtype):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
 @pytest.mark.parametrize(("irreps_in", "irreps_out", "lmax"), LAYERS)
-def test_layer_matches_e3nn_with_first_and_second_derivatives(irreps_in, irreps_out, lmax, dtype):
+def test_layer_matches_e3nn_with_first_and_second_derivatives(irreps_in, irreps_out, lmax, dtype, monkeypatch):
     generator = torch.Generator().manual_seed(0)
     irreps_sh = o3.Irreps.spherical_harmonics(lmax)
     block = InteractionBlock(irreps_in, irreps_out, irreps_sh, 8, (16,), 10.0, 2).to(dtype)
@@ -72,6 +73,17 @@ def test_layer_matches_e3nn_with_first_and_second_derivatives(irreps_in, irreps_
     for a, b in zip(second_ref, second_new, strict=True):
         _close(a, b, dtype)
 
+    # the memory-lean path: same values and first derivatives, in several chunks of edges
+    monkeypatch.setattr(channelwise_recompute, "_CHUNK_NUMBERS", 64)
+    lean = fast(x, harmonics, weights, centre, neighbour, recompute=True)
+    _close(ref, lean, dtype)
+    grads_lean = torch.autograd.grad((lean * probe).sum(), inputs)
+    for a, b in zip(grads_ref, grads_lean, strict=True):
+        _close(a.detach(), b, dtype)
+    lean = fast(x, harmonics, weights, centre, neighbour, recompute=True)
+    with pytest.raises(RuntimeError, match="not twice differentiable"):
+        torch.autograd.grad((lean * probe).sum(), inputs, create_graph=True)
+
 
 def test_no_edges_gives_zero_messages():
     block = InteractionBlock("4x0e+2x1o", "4x0e+2x1o", o3.Irreps.spherical_harmonics(2), 8, (8,), 10.0, 2)
@@ -92,14 +104,15 @@ def test_rejects_tensor_products_it_does_not_implement():
         ChannelwiseTensorProduct(tp)
 
 
+@pytest.mark.parametrize("create_graph", [False, True], ids=["evaluation", "training"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("variant", list(VARIANTS))
-def test_model_outputs_match_the_e3nn_implementation(variant, dtype, monkeypatch):
+def test_model_outputs_match_the_e3nn_implementation(variant, dtype, create_graph, monkeypatch):
     model = small_model(variant, dtype)
     batch = batch_of([rattled_crystal(seed=1, repeat=(2, 1, 1)), rattled_crystal(seed=2)], [0, 1], model.config.cutoff)
-    new = model(batch, compute_forces=True, compute_stress=True)
+    new = model(batch, compute_forces=True, compute_stress=True, create_graph=create_graph)
     monkeypatch.setattr(InteractionBlock, "forward", _reference_forward)
-    ref = model(batch, compute_forces=True, compute_stress=True)
+    ref = model(batch, compute_forces=True, compute_stress=True, create_graph=create_graph)
     for key in (keys.ENERGY, keys.FORCES, keys.STRESS):
         _close(ref[key].detach(), new[key].detach(), getattr(torch, dtype))
     assert not any(".messages." in key for key in model.state_dict())  # no new checkpoint entries

@@ -94,6 +94,35 @@ class ChannelwiseTensorProduct(nn.Module):
         if any(c != 1 for c, (mul, _) in zip(covered, tp.irreps_out, strict=True) if mul > 0):
             raise ValueError("every output irrep must be written by exactly one path")
         self._blocks = tuple(blocks)
+        self._out_slices = tuple(self.irreps_out.slices())
+
+    @property
+    def blocks(self) -> tuple[_Block, ...]:
+        """The groups of paths, one per input irrep that has paths."""
+        return self._blocks
+
+    def coupling(self, index: int, dtype: torch.dtype) -> torch.Tensor:
+        """Constant [dim_sh, K * P * (2 l1 + 1)] matrix of block ``index``: edge harmonics -> coupling."""
+        return getattr(self, f"coupling_{index}").to(dtype)
+
+    def arrange(self, summed: list[torch.Tensor]) -> torch.Tensor:
+        """Per-block node sums [N, K, u] -> [N, irreps_out.dim] in e3nn's layout."""
+        pieces: list[torch.Tensor | None] = [None] * len(self.irreps_out)
+        for block, block_sum in zip(self._blocks, summed, strict=True):
+            num_nodes, u = block_sum.shape[0], block.mul
+            for i_out, k0, d3 in block.outputs:
+                pieces[i_out] = block_sum[:, k0 : k0 + d3].transpose(1, 2).reshape(num_nodes, u * d3)
+        out = [piece for piece in pieces if piece is not None]
+        return torch.cat(out, dim=1) if len(out) > 1 else out[0]
+
+    def block_gradient(self, grad: torch.Tensor, block: _Block) -> torch.Tensor:
+        """The inverse of ``arrange`` for one block: [N, irreps_out.dim] -> [N, K, u]."""
+        num_nodes = grad.shape[0]
+        parts = [
+            grad[:, self._out_slices[i_out]].reshape(num_nodes, block.mul, d3).transpose(1, 2)
+            for i_out, _, d3 in block.outputs
+        ]
+        return torch.cat(parts, dim=1)
 
     def forward(
         self,
@@ -102,6 +131,8 @@ class ChannelwiseTensorProduct(nn.Module):
         weights: torch.Tensor,
         centre: torch.Tensor,
         neighbour: torch.Tensor,
+        *,
+        recompute: bool = False,
     ) -> torch.Tensor:
         """Messages summed on their centre atom.
 
@@ -111,25 +142,34 @@ class ChannelwiseTensorProduct(nn.Module):
             weights: [E, weight_numel] per-edge path weights (e3nn's layout).
             centre: [E] atom receiving each message.
             neighbour: [E] atom sending it.
+            recompute: keep only the inputs for the backward pass and recompute the per-edge
+                intermediates there, in chunks of edges (much less memory, faster for large
+                structures). Its backward pass cannot itself be differentiated: use it only when the
+                derivatives are not needed with ``create_graph=True``.
 
         Returns:
             [N, irreps_out.dim]: ``Σ_{edges e of i} TP(features[neighbour_e], Y_e; w_e)`` in e3nn's layout.
         """
+        if recompute:
+            from universal_mfp.model.channelwise_recompute import recomputed_messages
+
+            return recomputed_messages(self, features, edge_harmonics, weights, centre, neighbour)
         num_nodes, num_edges = features.shape[0], edge_harmonics.shape[0]
-        pieces: list[torch.Tensor | None] = [None] * len(self.irreps_out)
+        summed = []
         block_weights = weights.split([block.num_paths * block.mul for block in self._blocks], dim=1)
         for index, (block, w) in enumerate(zip(self._blocks, block_weights, strict=True)):
             u, d1, p, width = block.mul, block.dim_in, block.num_paths, block.width
-            # channels last ([.., d1, u]), so every per-edge operation runs over contiguous channels
-            x = features[:, block.in_start : block.in_start + u * d1].reshape(num_nodes, u, d1).transpose(1, 2)
-            x = x.index_select(0, neighbour)  # [E, d1, u]
+            x = channels_last(features, block).index_select(0, neighbour)  # [E, d1, u]
             weighted = (w.reshape(num_edges, p, 1, u) * x.unsqueeze(1)).reshape(num_edges, p * d1, u)
-            coupling = edge_harmonics @ getattr(self, f"coupling_{index}").to(edge_harmonics.dtype)
+            coupling = edge_harmonics @ self.coupling(index, edge_harmonics.dtype)
             messages = torch.bmm(coupling.reshape(num_edges, width, p * d1), weighted)  # [E, K, u]
             messages = messages.reshape(num_edges, width * u)
-            summed = messages.new_zeros(num_nodes, width * u).index_add(0, centre, messages)
-            summed = summed.reshape(num_nodes, width, u)
-            for i_out, k0, d3 in block.outputs:
-                pieces[i_out] = summed[:, k0 : k0 + d3].transpose(1, 2).reshape(num_nodes, u * d3)
-        out = [piece for piece in pieces if piece is not None]
-        return torch.cat(out, dim=1) if len(out) > 1 else out[0]
+            block_sum = messages.new_zeros(num_nodes, width * u).index_add(0, centre, messages)
+            summed.append(block_sum.reshape(num_nodes, width, u))
+        return self.arrange(summed)
+
+
+def channels_last(features: torch.Tensor, block: _Block) -> torch.Tensor:
+    """The input irrep of ``block`` as [N, 2 l1 + 1, u] (a view of the node features)."""
+    u, d1 = block.mul, block.dim_in
+    return features[:, block.in_start : block.in_start + u * d1].reshape(features.shape[0], u, d1).transpose(1, 2)

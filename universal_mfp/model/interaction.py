@@ -96,11 +96,18 @@ class InteractionBlock(nn.Module):
         edge_index: torch.Tensor,
         edge_harmonics: torch.Tensor,
         edge_radial: torch.Tensor,
+        *,
+        recompute: bool = False,
     ) -> torch.Tensor:
-        """Update node features [N, irreps_in.dim] -> [N, irreps_out.dim]."""
+        """Update node features [N, irreps_in.dim] -> [N, irreps_out.dim].
+
+        ``recompute`` selects the memory-lean message pass (see ``ChannelwiseTensorProduct``): for
+        evaluation, not when derivatives are taken with ``create_graph=True``.
+        """
         centre, neighbour = edge_index[0], edge_index[1]
         x = self.linear_1(features, node_fidelity)
         weights = self.radial_network(edge_radial)
-        aggregated = self.messages(x, edge_harmonics, weights, centre, neighbour) / self.avg_num_neighbors
+        aggregated = self.messages(x, edge_harmonics, weights, centre, neighbour, recompute=recompute)
+        aggregated = aggregated / self.avg_num_neighbors
         out = self.linear_2(aggregated, node_fidelity) + self.self_connection(features)
         return self.gate(out)

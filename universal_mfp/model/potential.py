@@ -111,14 +111,16 @@ class MultiFidelityPotential(nn.Module):
         node_fidelity: torch.Tensor,
         edge_index: torch.Tensor,
         edge_vectors: torch.Tensor,
+        *,
+        recompute: bool = False,
     ) -> torch.Tensor:
-        """Per-atom readout ``y`` [N] of the final node features."""
+        """Per-atom readout ``y`` [N] of the final node features (``recompute``: see ``InteractionBlock``)."""
         lengths = torch.linalg.vector_norm(edge_vectors, dim=1)
         edge_radial = self.radial(lengths)
         edge_harmonics = self.spherical_harmonics(edge_vectors)
         features = self.embedding(species)
         for block in self.interactions:
-            features = block(features, node_fidelity, edge_index, edge_harmonics, edge_radial)
+            features = block(features, node_fidelity, edge_index, edge_harmonics, edge_radial, recompute=recompute)
         hidden = torch.nn.functional.silu(self.readout_hidden(features, node_fidelity))
         return self.readout_out(hidden, node_fidelity).squeeze(-1)
 
@@ -163,12 +165,14 @@ class MultiFidelityPotential(nn.Module):
         reference = self.element_references[node_fidelity, species]
         scale = self.energy_scale[node_fidelity]
         y_isolated = self._isolated_readout(species, node_fidelity)
+        create_graph = self.training if create_graph is None else create_graph
 
         def energy_fn(positions: torch.Tensor, cell: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             centre, neighbour = edge_index[0], edge_index[1]
             offsets = torch.bmm(edge_shifts.unsqueeze(1), cell[batch_index[centre]]).squeeze(1)
             edge_vectors = positions[neighbour] - positions[centre] + offsets
-            y = self._readout(species, node_fidelity, edge_index, edge_vectors)
+            # without create_graph, no derivative is differentiated again: use the memory-lean message pass
+            y = self._readout(species, node_fidelity, edge_index, edge_vectors, recompute=not create_graph)
             atomic = reference + scale * (y - y_isolated)
             energy = torch.zeros(num_structures, dtype=torch.float64, device=atomic.device)
             energy = energy.index_add(0, batch_index, atomic.to(torch.float64))
@@ -182,7 +186,7 @@ class MultiFidelityPotential(nn.Module):
             batch[keys.PBC],
             compute_forces=compute_forces,
             compute_stress=compute_stress,
-            create_graph=self.training if create_graph is None else create_graph,
+            create_graph=create_graph,
         )
 
 
