@@ -142,7 +142,6 @@ def main() -> None:
     parser.add_argument("--docs", type=Path, default=ROOT / "docs" / "data_efficiency.md")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    torch.set_num_threads(2)
     started = time.perf_counter()
 
     pbe_all, r2_all = load_data(args.max_above_minimum, args.max_force)
