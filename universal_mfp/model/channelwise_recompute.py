@@ -79,7 +79,7 @@ class _RecomputedMessages(torch.autograd.Function):
         num_nodes, num_edges = features.shape[0], edge_harmonics.shape[0]
         grad_x = torch.zeros_like(features) if need_x else None
         grad_sh = torch.zeros_like(edge_harmonics) if need_sh else None
-        grad_w = torch.zeros_like(weights) if need_w else None
+        grad_w = torch.empty_like(weights) if need_w else None  # every column is written below
         grad_out = grad_out.contiguous()
         weight_start = 0
         for index, block in enumerate(tp.blocks):

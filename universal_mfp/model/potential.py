@@ -67,6 +67,8 @@ class MultiFidelityPotential(nn.Module):
         self.element_references = nn.Parameter(torch.zeros(num_fidelities, num_species))
         self.register_buffer("energy_scale", torch.ones(num_fidelities))
         self.to(resolve_dtype(config.dtype))
+        # readout of isolated atoms when the parameters are frozen: (parameter key, {pair: value}); not state
+        self._isolated_cache: tuple[tuple, dict[int, torch.Tensor]] | None = None
 
     @property
     def dtype(self) -> torch.dtype:
@@ -129,10 +131,24 @@ class MultiFidelityPotential(nn.Module):
         num_species = self.species_of_z.new_tensor(len(self.config.elements))
         pair = node_fidelity * num_species + species
         unique, inverse = torch.unique(pair, return_inverse=True)
-        empty_edges = torch.zeros(2, 0, dtype=torch.long, device=species.device)
-        empty_vectors = torch.zeros(0, 3, dtype=self.dtype, device=species.device)
-        y_isolated = self._readout(unique % num_species, unique // num_species, empty_edges, empty_vectors)
-        return y_isolated[inverse]
+        if any(p.requires_grad for p in self.parameters()):
+            return self._isolated_values(unique, num_species)[inverse]
+        # frozen parameters (evaluation copies): the values are constants, cached until a parameter changes
+        key = (*((p.data_ptr(), p._version) for p in self.parameters()), self.dtype, species.device)
+        if self._isolated_cache is None or self._isolated_cache[0] != key:
+            self._isolated_cache = (key, {})
+        cache = self._isolated_cache[1]
+        wanted = unique.tolist()
+        missing = [p for p in wanted if p not in cache]
+        if missing:
+            values = self._isolated_values(unique.new_tensor(missing), num_species).detach()
+            cache.update(zip(missing, values.unbind(0), strict=True))
+        return torch.stack([cache[p] for p in wanted])[inverse]
+
+    def _isolated_values(self, pairs: torch.Tensor, num_species: torch.Tensor) -> torch.Tensor:
+        empty_edges = torch.zeros(2, 0, dtype=torch.long, device=pairs.device)
+        empty_vectors = torch.zeros(0, 3, dtype=self.dtype, device=pairs.device)
+        return self._readout(pairs % num_species, pairs // num_species, empty_edges, empty_vectors)
 
     def forward(
         self,
