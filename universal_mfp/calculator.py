@@ -27,6 +27,9 @@ class MFCalculator(Calculator):
             model; an unknown or missing name raises ``ValueError`` listing the valid ones.
         device: torch device for this calculator, e.g. ``"cpu"`` or ``"cuda"``.
         dtype: ``"float32"`` or ``"float64"`` for this calculator; defaults to the model's dtype.
+        num_threads: torch CPU threads for this calculator's evaluations (the previous setting is restored
+            after each one); ``None`` keeps torch's setting. One thread is best when other processes
+            already use the cores.
 
     Stress (ASE Voigt order, eV/Å³) is available for structures periodic in all three directions.
     """
@@ -40,9 +43,13 @@ class MFCalculator(Calculator):
         fidelity: str | None = None,
         device: str = "cpu",
         dtype: str | torch.dtype | None = None,
+        num_threads: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if num_threads is not None and num_threads < 1:
+            raise ValueError(f"num_threads must be a positive integer or None, got {num_threads}")
+        self.num_threads = num_threads
         self.fidelity = resolve_fidelity(model, fidelity)
         self.fidelity_index = model.fidelities.index(self.fidelity)
         self.model = inference_copy(model, dtype=dtype, device=device)
@@ -63,7 +70,14 @@ class MFCalculator(Calculator):
         frame = frame_from_atoms(self.atoms)
         graph = frame_to_graph(frame, self.model.config.cutoff, self.fidelity_index)
         batch = batch_to(collate_graphs([graph]), self.device)
-        out = self.model(batch, compute_forces=True, compute_stress=periodic, create_graph=False)
+        previous_threads = torch.get_num_threads()
+        if self.num_threads is not None:
+            torch.set_num_threads(self.num_threads)
+        try:
+            out = self.model(batch, compute_forces=True, compute_stress=periodic, create_graph=False)
+        finally:
+            if self.num_threads is not None:
+                torch.set_num_threads(previous_threads)
         energy = float(out[keys.ENERGY].detach().cpu()[0])
         self.results = {
             "energy": energy,
