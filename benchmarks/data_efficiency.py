@@ -46,7 +46,7 @@ from universal_mfp.training.pairs import geometry_key
 from universal_mfp.training.trainer import TrainerSettings
 
 ROOT = Path(__file__).resolve().parents[1]
-FRAMES = ROOT.parent / "shared" / "data" / "frames"
+FRAMES = Path(os.environ.get("UMFP_SHARED_DATA", ROOT.parent / "shared" / "data")) / "frames"
 METHODS = ("mf", "mf_energy", "single", "transfer", "delta")
 MODEL = dict(
     cutoff=5.0, num_layers=2, hidden_irreps="32x0e+8x1o+4x2e", lmax_edge=2, radial_mlp_hidden=(32,), readout_hidden=16
