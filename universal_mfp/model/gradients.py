@@ -50,7 +50,7 @@ def energy_forces_stress(
         strain = torch.zeros_like(cell, requires_grad=True)
         inputs.append(strain)
         symmetric = 0.5 * (strain + strain.transpose(1, 2))
-        positions = positions + torch.bmm(positions.unsqueeze(1), symmetric[batch_index]).squeeze(1)
+        positions = positions + (positions.unsqueeze(-1) * symmetric[batch_index]).sum(1)
         cell = cell + torch.bmm(cell, symmetric)
 
     energy, atomic_energies = energy_fn(positions, cell)
