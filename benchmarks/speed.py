@@ -66,11 +66,18 @@ def versions() -> dict:
     return out
 
 
-def measure(model: str, task: str, threads: int, **options: int) -> dict:
+def worker_env(threads: int, passive: bool) -> dict[str, str]:
+    env = {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    if passive:
+        env["OMP_WAIT_POLICY"] = "PASSIVE"
+    return env
+
+
+def measure(model: str, task: str, threads: int, passive: bool = False, **options: int) -> dict:
     cmd = [sys.executable, str(WORKER), model, task, "--threads", str(threads)]
     for key, value in options.items():
         cmd += [f"--{key}", str(value)]
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    env = dict(os.environ, **worker_env(threads, passive))
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)  # noqa: S603
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stderr[-3000:]}")
@@ -81,13 +88,13 @@ def _ratio(ours: float, theirs: float) -> float:
     return ours / theirs if theirs else float("nan")
 
 
-def run(threads: int, sizes: list[int], quick: bool) -> dict:
+def run(threads: int, sizes: list[int], quick: bool, passive: bool = False) -> dict:
     load_start = os.getloadavg()
     started = time.time()
     efs = []
     for size in sizes:
         repeats = 2 if quick else REPEATS.get(size, 3)
-        row = {m: measure(m, "efs", threads, repeat=size, repeats=repeats) for m in MODELS}
+        row = {m: measure(m, "efs", threads, passive, repeat=size, repeats=repeats) for m in MODELS}
         ours, theirs = row["ours"], row["sevennet"]
         row["num_atoms"] = ours["num_atoms"]
         row["num_edges"] = ours["num_edges"]
@@ -100,15 +107,16 @@ def run(threads: int, sizes: list[int], quick: bool) -> dict:
             f"SevenNet {theirs['atoms_per_second']:8.1f} at/s, ratio {row['speed_ratio']:.2f}",
             flush=True,
         )
-    md = {m: measure(m, "md", threads, repeats=5 if quick else 20) for m in MODELS}
+    md = {m: measure(m, "md", threads, passive, repeats=5 if quick else 20) for m in MODELS}
     md["speed_ratio"] = _ratio(md["ours"]["steps_per_second"], md["sevennet"]["steps_per_second"])
-    train = {m: measure(m, "train", threads, repeats=1 if quick else 3) for m in MODELS}
+    train = {m: measure(m, "train", threads, passive, repeats=1 if quick else 3) for m in MODELS}
     train["speed_ratio"] = _ratio(train["ours"]["structures_per_second"], train["sevennet"]["structures_per_second"])
     load_end = os.getloadavg()
     return {
         "benchmark": "speed",
         "anchor": "SevenNet-MF-0 (sevenn, modal R2SCAN, no TP accelerator)",
         "threads": threads,
+        "worker_environment": worker_env(threads, passive),
         "machine": machine(),
         "versions": versions(),
         "load_average_start": load_start,
@@ -143,7 +151,8 @@ def markdown(result: dict) -> str:
         "",
         f"Machine: {m['cpu_model']}, {m['logical_cpus']} logical CPUs; torch threads: {result['threads']}. "
         f"Load average (1/5/15 min) at start {tuple(round(x, 2) for x in result['load_average_start'])}, "
-        f"at end {tuple(round(x, 2) for x in result['load_average_end'])}.",
+        f"at end {tuple(round(x, 2) for x in result['load_average_end'])}. "
+        f"Worker environment: {result['worker_environment']}.",
         "",
         "Versions: " + ", ".join(f"{k} {val}" for k, val in v.items()),
         "",
@@ -186,10 +195,16 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 2, 3, 4, 5], help="cubic-cell repeats")
     parser.add_argument("--quick", action="store_true", help="fewer repeats (smoke test)")
+    parser.add_argument(
+        "--omp-passive",
+        action="store_true",
+        help="OMP_WAIT_POLICY=PASSIVE for both models: on a machine whose cores are busy with other work, "
+        "spinning OpenMP threads make timings erratic (10-40x slowdowns seen for either model)",
+    )
     parser.add_argument("--output", type=Path, default=RESULTS / "speed.json")
     args = parser.parse_args()
     print(f"load average at start: {os.getloadavg()}", flush=True)
-    result = run(args.threads, args.sizes, args.quick)
+    result = run(args.threads, args.sizes, args.quick, args.omp_passive)
     text = markdown(result)
     print(text)
     args.output.parent.mkdir(parents=True, exist_ok=True)
