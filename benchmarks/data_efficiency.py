@@ -13,7 +13,8 @@ crystal so every system keeps at least one r2SCAN frame, plus the PBE frames whe
   transfer      PBE-only model, then all weights fine-tuned on the r2SCAN frames
   delta         PBE-only model + a model of (r2SCAN - PBE) trained on the r2SCAN frames' PBE twins
 
-Every method gets the same number of optimiser steps in total (2 x --steps): the PBE pre-training of
+Multi-fidelity runs repeat the r2SCAN frames so they are about a third of the samples (--no-balance
+turns this off). Every method gets the same number of optimiser steps in total (2 x --steps): the PBE pre-training of
 transfer and delta counts against their budget. Reports r2SCAN test energy MAE (meV/atom) and force MAE
 (meV/Å), writes a markdown table, a JSON file and a learning-curve PNG.
 
@@ -137,6 +138,12 @@ def main() -> None:
         help="keep dimer frames within this many eV/atom of their curve's minimum",
     )
     parser.add_argument("--max-force", type=float, default=20.0, help="keep dimer frames with |F| <= this, eV/Å")
+    parser.add_argument(
+        "--no-balance",
+        dest="balance",
+        action="store_false",
+        help="do not repeat the r2SCAN frames in multi-fidelity training (by default they are about 1/3 of samples)",
+    )
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results" / "data_efficiency")
     parser.add_argument("--docs", type=Path, default=ROOT / "docs" / "data_efficiency.md")
@@ -172,7 +179,9 @@ def main() -> None:
             t = time.perf_counter()
             stage = work / f"{method}-{fraction}"
             if method in ("mf", "mf_energy"):
-                data = pbe + (r2 if method == "mf" else energy_only)
+                # r2SCAN frames repeated so they are about a third of what the model sees (balanced sampling)
+                repeats = max(1, math.ceil(len(pbe) / (2 * len(r2)))) if args.balance else 1
+                data = pbe + (r2 if method == "mf" else energy_only) * repeats
                 model = train_model(
                     data,
                     [],
@@ -242,6 +251,7 @@ def main() -> None:
         "seed": args.seed,
         "max_above_minimum_eV_per_atom": args.max_above_minimum,
         "max_force_eV_per_A": args.max_force,
+        "balanced_multi_fidelity_sampling": args.balance,
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.with_suffix(".json").write_text(json.dumps({"meta": meta, "results": results}, indent=2))
@@ -274,6 +284,11 @@ def plot(results, fractions, methods, path):
 
 
 def write_markdown(results, fractions, methods, meta, path, png):
+    sampling = (
+        "repeat the r2SCAN frames so they are about a third of the samples"
+        if meta["balanced_multi_fidelity_sampling"]
+        else "sample PBE and r2SCAN frames in proportion to their counts"
+    )
     lines = [
         "# Data efficiency: multi-fidelity vs. baselines (measured)",
         "",
@@ -281,7 +296,8 @@ def write_markdown(results, fractions, methods, meta, path, png):
         f"torch {meta['torch']}). Model: {meta['parameters']} parameters, {MODEL}. "
         f"{meta['steps_per_stage']} optimiser steps per stage, batch {meta['batch_size']}; every method gets "
         f"{2 * meta['steps_per_stage']} steps in total; MSE loss with weights 5 (energy per atom, eV), "
-        f"1 (forces, eV/Å), 0.01 (stress, GPa). r2SCAN test set: {meta['test_frames']} frames "
+        f"1 (forces, eV/Å), 0.01 (stress, GPa). Multi-fidelity runs {sampling}. "
+        f"r2SCAN test set: {meta['test_frames']} frames "
         f"(dimers and MatPES crystals; their PBE twins are excluded from training); PBE training frames: "
         f"{meta['pbe_train_frames']}. Dimer frames more than {meta['max_above_minimum_eV_per_atom']} eV/atom above "
         f"their curve's minimum or with a force above {meta['max_force_eV_per_A']} eV/Å (the hard-core wall, up to "
