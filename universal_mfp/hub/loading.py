@@ -65,10 +65,15 @@ class LoadedModel:
         *,
         device: str | None = None,
         dtype: str | torch.dtype | None = None,
+        num_threads: int | None = None,
     ) -> MFCalculator:
         """An ASE calculator at one fidelity (device and dtype default to the loaded model's)."""
         return MFCalculator(
-            self.model, fidelity=self.resolve_fidelity(fidelity), device=device or str(self.device), dtype=dtype
+            self.model,
+            fidelity=self.resolve_fidelity(fidelity),
+            device=device or str(self.device),
+            dtype=dtype,
+            num_threads=num_threads,
         )
 
     def predict(self, structures: Iterable[Any], *, fidelity: str | None = None, **kwargs: Any) -> list[Prediction]:
