@@ -1,0 +1,73 @@
+"""The bundled default model: registered, verified, loads offline, and predicts what it predicted when bundled."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ase import Atoms
+
+from universal_mfp import available_models, load_model
+from universal_mfp.cli import main as umfp
+
+SNAPSHOT = Path(__file__).parent / "snapshots" / "mf-universal.json"
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "candidates.extxyz"
+
+
+@pytest.fixture(scope="module")
+def snapshot():
+    return json.loads(SNAPSHOT.read_text())
+
+
+def _structures(snapshot):
+    return {
+        name: Atoms(numbers=s["numbers"], positions=s["positions"], cell=s["cell"], pbc=s["pbc"])
+        for name, s in snapshot["structures"].items()
+    }
+
+
+def test_registered_with_alias_and_both_fidelities(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # bundled: no network needed
+    assert "mf-universal-v0.1" in available_models()
+    loaded = load_model("mf-universal")
+    assert loaded.fidelities == ("pbe", "r2scan")
+    with pytest.raises(ValueError, match=r"\['pbe', 'r2scan'\]"):
+        loaded.calculator()
+
+
+@pytest.mark.parametrize("fidelity", ["pbe", "r2scan"])
+def test_predictions_match_snapshot(snapshot, fidelity):
+    loaded = load_model("mf-universal", dtype="float64")
+    structures = _structures(snapshot)
+    predictions = loaded.predict(list(structures.values()), fidelity=fidelity)
+    for name, prediction in zip(structures, predictions, strict=True):
+        expected = snapshot["predictions"][fidelity][name]
+        assert prediction.energy == pytest.approx(expected["energy"], abs=1e-6), name
+        np.testing.assert_allclose(prediction.forces, expected["forces"], atol=1e-6, err_msg=name)
+        if expected["stress"] is None:
+            assert prediction.stress is None
+        else:
+            np.testing.assert_allclose(prediction.stress, expected["stress"], atol=1e-8, err_msg=name)
+
+
+def test_float32_calculator_agrees_with_snapshot(snapshot):
+    atoms = _structures(snapshot)["Si16-rattled"]
+    atoms.calc = load_model("mf-universal").calculator(fidelity="r2scan")
+    assert atoms.get_potential_energy() == pytest.approx(
+        snapshot["predictions"]["r2scan"]["Si16-rattled"]["energy"], abs=2e-3
+    )
+
+
+def test_readme_main_job(tmp_path, capsys):
+    """The README's main job: screen the example candidates at r2SCAN fidelity and print the table."""
+    out = tmp_path / "screening"
+    code = umfp(["screen", str(EXAMPLES), "--model", "mf-universal", "--fidelity", "r2scan",
+                 "--output-dir", str(out), "--no-progress"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "E_hull (meV/atom)" in printed and "Si-diamond" in printed
+    rows = (out / "results.csv").read_text().splitlines()
+    assert len(rows) == 1 + 16
+    assert (out / "hulls" / "hull_Si.png").is_file()
