@@ -30,7 +30,7 @@ def _structures(snapshot):
 
 def test_registered_with_alias_and_both_fidelities(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # bundled: no network needed
-    assert "mf-universal-v0.1" in available_models()
+    assert "mf-universal-v0.2" in available_models()
     loaded = load_model("mf-universal")
     assert loaded.fidelities == ("pbe", "r2scan")
     with pytest.raises(ValueError, match=r"\['pbe', 'r2scan'\]"):
