@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from universal_mfp.data.readers import read_extxyz
-from universal_mfp.model import ModelConfig, count_parameters
+from universal_mfp.model import ModelConfig, build_model, count_parameters
 from universal_mfp.training.baselines import delta_learning, single_fidelity_config, train_model, transfer_learning
 from universal_mfp.training.dataset import GraphDataset
 from universal_mfp.training.evaluation import evaluate_errors
@@ -200,11 +200,9 @@ def main() -> None:
                     seed=args.seed,
                 )
             elif method == "transfer":
-                start = single_fidelity_config(config, "pbe")
-                copy = train_model(pbe[:1], [], start, settings_for(1, 1, 1, 1e-12), stage / "copy", seed=args.seed)
-                copy.load_state_dict(pbe_model.state_dict())
+                # transfer_learning copies the weights into a new model; pbe_model itself is not changed
                 model = transfer_learning(
-                    copy, r2, [], "r2scan", settings_for(len(r2), args.steps, args.batch_size, args.lr / 2), stage
+                    pbe_model, r2, [], "r2scan", settings_for(len(r2), args.steps, args.batch_size, args.lr / 2), stage
                 )
             else:
                 model = delta_learning(
@@ -234,7 +232,7 @@ def main() -> None:
             )
 
     total = time.perf_counter() - started
-    params = count_parameters(train_model(pbe[:1], [], config, settings_for(1, 1, 1, 1e-12), work / "count"))
+    params = count_parameters(build_model(config))
     meta = {
         "machine": platform.platform(),
         "python": platform.python_version(),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from universal_mfp.hub.files import is_nonempty_dir
 from universal_mfp.model.potential import MultiFidelityPotential
 from universal_mfp.training.dataset import GraphDataset
 from universal_mfp.training.evaluation import error_metrics, evaluate_errors
+from universal_mfp.training.run import label_counts
 from universal_mfp.training.trainer import Trainer, TrainerSettings
 
 logger = logging.getLogger(__name__)
@@ -77,18 +77,6 @@ def _load_base(base: str | Path | MultiFidelityPotential) -> tuple[MultiFidelity
         "fidelities": list(checkpoint.config.fidelities),
     }
     return checkpoint.model.train(), description
-
-
-def _counts(frames: Sequence[Frame]) -> dict[str, dict[str, int]]:
-    table: dict[str, Counter] = {}
-    for frame in frames:
-        counter = table.setdefault(str(frame.fidelity), Counter())
-        counter["frames"] += 1
-        counter["atoms"] += frame.num_atoms
-        counter["with_energy"] += frame.energy is not None
-        counter["with_forces"] += frame.forces is not None
-        counter["with_stress"] += frame.stress is not None
-    return {k: dict(v) for k, v in table.items()}
 
 
 def _check_elements(frames: Sequence[Frame], model: MultiFidelityPotential, what: str) -> None:
@@ -193,8 +181,8 @@ def finetune(
         "base_model": base_description,
         "finetune": slot,
         "trained": describe_trainable(model, train, changing),
-        "data": {"train": _counts(frames), "val": _counts(val_frames), "test": _counts(test_frames)},
-        "replay": _counts(replay),
+        "data": {"train": label_counts(frames), "val": label_counts(val_frames), "test": label_counts(test_frames)},
+        "replay": label_counts(replay),
     }
     work = Path(work_dir) if work_dir is not None else Path(tempfile.mkdtemp(prefix="umfp-finetune-"))
     with trainable_parameters(model, train, changing) as parameters:

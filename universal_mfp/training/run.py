@@ -80,21 +80,25 @@ def normalised_model(
     return model
 
 
+def label_counts(frames: Sequence[Frame]) -> dict[str, dict[str, int]]:
+    """Frames and atoms per fidelity, with how many carry an energy, forces and a stress."""
+    table: dict[str, Counter] = {}
+    for frame in frames:
+        counter = table.setdefault(str(frame.fidelity), Counter())
+        counter["frames"] += 1
+        counter["atoms"] += frame.num_atoms
+        counter["with_energy"] += frame.energy is not None
+        counter["with_forces"] += frame.forces is not None
+        counter["with_stress"] += frame.stress is not None
+    return {k: dict(v) for k, v in table.items()}
+
+
 def data_summary(frames: Sequence[Frame], splits: Mapping[str, Sequence[int]]) -> dict[str, Any]:
     """Counts of frames per split and fidelity, with the labels they carry, and the sources."""
-    summary: dict[str, Any] = {"splits": {}, "sources": sorted({str(f.info.get("source", "?")) for f in frames})}
-    for split, indices in splits.items():
-        per_fidelity: dict[str, Counter] = {}
-        for i in indices:
-            frame = frames[i]
-            counter = per_fidelity.setdefault(str(frame.fidelity), Counter())
-            counter["frames"] += 1
-            counter["atoms"] += frame.num_atoms
-            counter["with_energy"] += frame.energy is not None
-            counter["with_forces"] += frame.forces is not None
-            counter["with_stress"] += frame.stress is not None
-        summary["splits"][split] = {k: dict(v) for k, v in per_fidelity.items()}
-    return summary
+    return {
+        "splits": {split: label_counts([frames[i] for i in indices]) for split, indices in splits.items()},
+        "sources": sorted({str(f.info.get("source", "?")) for f in frames}),
+    }
 
 
 def train_from_config(
