@@ -133,8 +133,11 @@ def _training_section(training: Mapping[str, Any]) -> str:
     if isinstance(rest.get("data_licenses"), Mapping):
         lines += ["Data licenses:", "", *[f"- {text}" for text in rest.pop("data_licenses").values()], ""]
     if isinstance(rest.get("elements_with_energies_by_fidelity"), Mapping):
-        lines += ["Elements with training energies, per fidelity (predictions for other elements at that fidelity",
-                  "rest on what the network transfers from the other fidelity and are less reliable):", ""]
+        lines += [
+            "Elements with training energies, per fidelity (predictions for other elements at that fidelity",
+            "rest on what the network transfers from the other fidelity and are less reliable):",
+            "",
+        ]
         for fidelity, symbols in rest.pop("elements_with_energies_by_fidelity").items():
             lines.append(f"- `{fidelity}` ({len(symbols)}): {', '.join(symbols)}")
         lines.append("")

@@ -18,10 +18,19 @@ from universal_mfp.training.trainer import TrainerSettings
 
 @dataclass(frozen=True)
 class DataSource:
-    """One input file or shard folder; ``fidelity`` overrides the per-frame labels."""
+    """One input file or shard folder.
+
+    ``fidelity`` overrides the per-frame labels; ``repeat`` makes each of the source's training frames
+    appear that many times per epoch (oversampling a small source; validation and test are unaffected).
+    """
 
     path: Path
     fidelity: str | None = None
+    repeat: int = 1
+
+    def __post_init__(self) -> None:
+        if isinstance(self.repeat, bool) or not isinstance(self.repeat, int) or self.repeat < 1:
+            raise ValueError(f"data source {self.path}: repeat must be a whole number >= 1, got {self.repeat!r}")
 
 
 @dataclass(frozen=True)
@@ -88,8 +97,14 @@ def parse_run_config(raw: Mapping[str, Any], *, base_dir: Path) -> RunConfig:
     sources = []
     for item in data["sources"]:
         entry = {"path": item} if isinstance(item, str) else dict(item)
-        _check_keys("data.sources[]", entry, {"path", "fidelity"})
-        sources.append(DataSource(path=_expand(str(entry["path"]), base_dir), fidelity=entry.get("fidelity")))
+        _check_keys("data.sources[]", entry, {"path", "fidelity", "repeat"})
+        sources.append(
+            DataSource(
+                path=_expand(str(entry["path"]), base_dir),
+                fidelity=entry.get("fidelity"),
+                repeat=entry.get("repeat", 1),
+            )
+        )
     seed = int(raw.get("seed", 0))
     training = dict(raw.get("training") or {})
     allowed = {f.name for f in dataclasses.fields(TrainerSettings)}

@@ -25,6 +25,15 @@ class GraphDataset:
                 raise ValueError(f"frame {frame.info.get('frame_id', k)}: {error}") from error
             self.graphs.append(frame_to_graph(frame, cutoff, index))
 
+    def repeated(self, counts: Sequence[int]) -> GraphDataset:
+        """A dataset in which graph ``k`` appears ``counts[k]`` times (the graphs are shared, not copied)."""
+        if len(counts) != len(self.graphs):
+            raise ValueError(f"{len(counts)} repeat counts for {len(self.graphs)} graphs")
+        out = GraphDataset.__new__(GraphDataset)
+        out.frames = [f for f, n in zip(self.frames, counts, strict=True) for _ in range(int(n))]
+        out.graphs = [g for g, n in zip(self.graphs, counts, strict=True) for _ in range(int(n))]
+        return out
+
     def __len__(self) -> int:
         return len(self.graphs)
 

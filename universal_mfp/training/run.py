@@ -44,23 +44,33 @@ def ordered_fidelities(frames: Sequence[Frame]) -> tuple[str, ...]:
 
 
 def read_sources(config: RunConfig) -> list[Frame]:
-    """Read every data source of the run."""
+    """Read every data source of the run (after the element and force filters)."""
+    return read_sources_with_repeats(config)[0]
+
+
+def read_sources_with_repeats(config: RunConfig) -> tuple[list[Frame], np.ndarray]:
+    """Read every data source; also return, per kept frame, its source's ``repeat`` (training oversampling)."""
     frames: list[Frame] = []
+    repeats: list[int] = []
     for source in config.data.sources:
-        frames.extend(read_frames(source.path, fidelity=source.fidelity, fidelity_map=config.data.fidelity_map))
+        read = read_frames(source.path, fidelity=source.fidelity, fidelity_map=config.data.fidelity_map)
+        frames.extend(read)
+        repeats.extend([source.repeat] * len(read))
     if not frames:
         raise ValueError("the data sources hold no frames")
-    kept = frames
+    keep = np.ones(len(frames), dtype=bool)
     if config.data.elements:
         allowed = set(config.data.elements)
-        kept = [f for f in kept if set(f.numbers.tolist()) <= allowed]
+        keep &= np.array([set(f.numbers.tolist()) <= allowed for f in frames])
     if config.data.max_force is not None:
-        kept = [f for f in kept if f.forces is None or float(np.abs(f.forces).max()) <= config.data.max_force]
-    if len(kept) < len(frames):
-        logger.info("kept %d of %d frames (element and force filters)", len(kept), len(frames))
-    if not kept:
+        limit = config.data.max_force
+        keep &= np.array([f.forces is None or float(np.abs(f.forces).max()) <= limit for f in frames])
+    if not keep.all():
+        logger.info("kept %d of %d frames (element and force filters)", int(keep.sum()), len(frames))
+    if not keep.any():
         raise ValueError("no frame passes the data.elements / data.max_force filters")
-    return kept
+    kept = [f for f, k in zip(frames, keep, strict=True) if k]
+    return kept, np.asarray(repeats)[keep]
 
 
 def normalised_model(
@@ -106,7 +116,7 @@ def train_from_config(
 ) -> RunSummary:
     """Run training as configured and return the best model with its validation and test errors."""
     context = context or init_distributed()
-    frames = read_sources(config)
+    frames, repeats = read_sources_with_repeats(config)
     fidelities = config.data.fidelities or ordered_fidelities(frames)
     elements = config.data.elements or tuple(sorted({int(z) for f in frames for z in np.unique(f.numbers)}))
     splits = split_by_group(
@@ -120,9 +130,13 @@ def train_from_config(
     model = normalised_model(train_frames, datasets["train"], model_config, seed=config.seed)
     summary = data_summary(frames, splits)
     summary.update(seed=config.seed, elements=model.config.element_symbols)
+    train_repeats = repeats[np.asarray(splits["train"], dtype=int)]
+    if (train_repeats > 1).any():
+        summary["train_samples_per_epoch"] = int(train_repeats.sum())
+        summary["source_repeats"] = {str(s.path.name): s.repeat for s in config.data.sources if s.repeat > 1}
     trainer = Trainer(
         model,
-        datasets["train"],
+        datasets["train"].repeated(train_repeats.tolist()),
         datasets["val"],
         config.training,
         config.output_dir,
@@ -145,7 +159,9 @@ def finalize_run(
     from universal_mfp.hub.checkpoint import load_checkpoint, save_checkpoint
 
     best_dir = output_dir / BEST_DIR
-    best = load_checkpoint(best_dir).model if best_dir.exists() else model
+    saved = load_checkpoint(best_dir) if best_dir.exists() else None
+    best = saved.model if saved is not None else model
+    best_epoch = saved.metadata.get("training", {}).get("best_epoch") if saved is not None else None
     metrics: dict[str, dict[str, dict[str, float]]] = {}
     for split, dataset in datasets.items():
         if len(dataset) == 0:
@@ -154,7 +170,7 @@ def finalize_run(
         for fidelity, values in error_metrics(errors).items():
             metrics.setdefault(fidelity, {})[split] = values
     if context.is_main:
-        training = {**summary, "settings": settings.to_dict()}
+        training = {**summary, "settings": settings.to_dict(), "best_epoch": best_epoch}
         save_checkpoint(best, best_dir, training=training, metrics=metrics, overwrite=True)
         logger.info("best model in %s; metrics %s", best_dir, metrics)
     return RunSummary(best_model_dir=best_dir, metrics=metrics, model=best)

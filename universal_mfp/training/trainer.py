@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from universal_mfp.data import keys
@@ -38,6 +39,24 @@ logger = logging.getLogger(__name__)
 METRICS_FILE = "metrics.jsonl"
 BEST_DIR = "best_model"
 
+# How the best epoch is chosen (lower is better):
+# - "loss": the weighted training loss over the validation set;
+# - "energy_mae": the mean over fidelities of the validation energy MAE per atom (a few force or stress
+#   outliers then cannot hide energies that still improve).
+SELECTION_METRICS = ("loss", "energy_mae")
+
+
+def selection_score(metric: str, val_loss: float, val_errors: dict[str, dict[str, float]]) -> float:
+    """The number the best model minimises, from one validation pass."""
+    if metric == "loss":
+        return val_loss
+    if metric == "energy_mae":
+        maes = [v["energy_mae"] for v in val_errors.values() if "energy_mae" in v]
+        if not maes:
+            raise ValueError("selection_metric 'energy_mae' needs validation structures with energies")
+        return float(np.mean(maes))
+    raise ValueError(f"unknown selection metric {metric!r}; choose one of {list(SELECTION_METRICS)}")
+
 
 @dataclass(frozen=True)
 class TrainerSettings:
@@ -59,6 +78,7 @@ class TrainerSettings:
     patience: int | None = None
     eval_batch_size: int = 32
     progress: bool = True
+    selection_metric: str = "loss"
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
@@ -67,6 +87,10 @@ class TrainerSettings:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
         if self.loss_kind not in ("mse", "huber"):
             raise ValueError(f"loss_kind must be 'mse' or 'huber', got {self.loss_kind!r}")
+        if self.selection_metric not in SELECTION_METRICS:
+            raise ValueError(
+                f"selection_metric must be one of {list(SELECTION_METRICS)}, got {self.selection_metric!r}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form."""
@@ -83,7 +107,7 @@ class TrainResult:
     """Outcome of ``Trainer.fit``."""
 
     best_epoch: int
-    best_val_loss: float
+    best_score: float
     best_model_dir: Path | None
     history: list[dict[str, Any]]
 
@@ -261,7 +285,7 @@ class Trainer:
         counters: dict[str, Any] = {
             "epoch": 0,
             "step_in_epoch": 0,
-            "best_val_loss": None,
+            "best_score": None,
             "best_epoch": -1,
             "bad_epochs": 0,
         }
@@ -299,20 +323,23 @@ class Trainer:
                 if every and global_step % every == 0 and k + 1 < len(batches):
                     self._save_state(global_step, {**counters, "epoch": epoch, "step_in_epoch": k + 1})
             val_loss, val_errors = self._validate()
+            score = selection_score(self.settings.selection_metric, val_loss, val_errors) if self.val_set else None
             entry = {
                 "kind": "val",
                 "epoch": epoch,
                 "step": global_step,
                 "val_loss": val_loss,
                 "errors": val_errors,
+                "selection_metric": self.settings.selection_metric,
+                "score": score,
                 "seconds": time.perf_counter() - started,
             }
             history.append(entry)
             self._log(entry)
-            best = counters["best_val_loss"]
-            improved = self.val_set is not None and (best is None or val_loss < best)
+            best = counters["best_score"]
+            improved = score is not None and (best is None or score < best)
             if improved:
-                counters.update(best_val_loss=val_loss, best_epoch=epoch, bad_epochs=0)
+                counters.update(best_score=score, best_epoch=epoch, bad_epochs=0)
                 if self.context.is_main:
                     self._save_best(epoch, val_errors)
             else:
@@ -323,7 +350,14 @@ class Trainer:
             counters.update(epoch=epoch + 1, step_in_epoch=0)
             self._save_state(global_step, counters)
             if self.context.is_main:
-                logger.info("epoch %d: val loss %.6g %s", epoch, val_loss, json.dumps(val_errors))
+                logger.info(
+                    "epoch %d: val loss %.6g, %s %s %s",
+                    epoch,
+                    val_loss,
+                    self.settings.selection_metric,
+                    score,
+                    json.dumps(val_errors),
+                )
             if stop:
                 break
         if self.val_set is None and self.context.is_main:
@@ -332,7 +366,7 @@ class Trainer:
         best_dir = self.output_dir / BEST_DIR
         return TrainResult(
             best_epoch=int(counters["best_epoch"]),
-            best_val_loss=float(counters["best_val_loss"]) if counters["best_val_loss"] is not None else float("nan"),
+            best_score=float(counters["best_score"]) if counters["best_score"] is not None else float("nan"),
             best_model_dir=best_dir if best_dir.exists() else None,
             history=history,
         )
