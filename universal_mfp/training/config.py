@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 from ase.data import chemical_symbols
 
+from universal_mfp.training.isolated_atoms import IsolatedAtomSource
 from universal_mfp.training.loss import LossWeights
 from universal_mfp.training.trainer import TrainerSettings
 
@@ -38,7 +39,9 @@ class DataSettings:
     """Where the frames come from, which are kept, and how they are split.
 
     ``elements`` restricts the run to frames made only of these elements (and the model to them);
-    ``max_force`` drops frames with any force component larger than this (eV/Å).
+    ``max_force`` drops frames with any force component larger than this (eV/Å);
+    ``isolated_atom_energies`` says, per fidelity, where the free-atom energies that become the element
+    references come from (see ``universal_mfp.training.isolated_atoms``).
     """
 
     sources: tuple[DataSource, ...]
@@ -48,6 +51,7 @@ class DataSettings:
     fidelities: tuple[str, ...] | None = None
     elements: tuple[int, ...] | None = None
     max_force: float | None = None
+    isolated_atom_energies: Mapping[str, IsolatedAtomSource] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -90,7 +94,16 @@ def parse_run_config(raw: Mapping[str, Any], *, base_dir: Path) -> RunConfig:
     _check_keys(
         "data",
         data,
-        {"sources", "val_fraction", "test_fraction", "fidelity_map", "fidelities", "elements", "max_force"},
+        {
+            "sources",
+            "val_fraction",
+            "test_fraction",
+            "fidelity_map",
+            "fidelities",
+            "elements",
+            "max_force",
+            "isolated_atom_energies",
+        },
     )
     if not data.get("sources"):
         raise ValueError("config data.sources must list at least one file or folder")
@@ -105,6 +118,19 @@ def parse_run_config(raw: Mapping[str, Any], *, base_dir: Path) -> RunConfig:
                 repeat=entry.get("repeat", 1),
             )
         )
+    isolated: dict[str, IsolatedAtomSource] = {}
+    for fidelity, given in (data.get("isolated_atom_energies") or {}).items():
+        if not isinstance(given, Mapping):
+            raise ValueError(f"data.isolated_atom_energies.{fidelity} must be a mapping")
+        spec = dict(given)
+        _check_keys(
+            f"data.isolated_atom_energies.{fidelity}",
+            spec,
+            {"file", "key", "info_key", "dissociated_dimers", "cohesive_from"},
+        )
+        if "file" in spec:
+            spec["file"] = _expand(str(spec["file"]), base_dir)
+        isolated[str(fidelity)] = IsolatedAtomSource(**spec)
     seed = int(raw.get("seed", 0))
     training = dict(raw.get("training") or {})
     allowed = {f.name for f in dataclasses.fields(TrainerSettings)}
@@ -128,6 +154,7 @@ def parse_run_config(raw: Mapping[str, Any], *, base_dir: Path) -> RunConfig:
             fidelities=tuple(data["fidelities"]) if data.get("fidelities") else None,
             elements=tuple(_atomic_number(z) for z in data["elements"]) if data.get("elements") else None,
             max_force=float(data["max_force"]) if data.get("max_force") is not None else None,
+            isolated_atom_energies=isolated,
         ),
         model=model,
         training=TrainerSettings(**training),

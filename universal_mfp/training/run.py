@@ -21,6 +21,7 @@ from universal_mfp.training.config import RunConfig
 from universal_mfp.training.dataset import GraphDataset
 from universal_mfp.training.distributed import DistributedContext, init_distributed
 from universal_mfp.training.evaluation import error_metrics, evaluate_errors
+from universal_mfp.training.isolated_atoms import isolated_atom_energies
 from universal_mfp.training.splits import split_by_group
 from universal_mfp.training.statistics import average_num_neighbors, energy_scales, fit_element_references
 from universal_mfp.training.trainer import BEST_DIR, Trainer, TrainerSettings
@@ -79,11 +80,15 @@ def normalised_model(
     config: ModelConfig,
     *,
     seed: int,
+    isolated_atoms: Mapping[str, Mapping[int, float]] | None = None,
 ) -> MultiFidelityPotential:
-    """Build a model whose references, scales and neighbour normalisation are fitted on the training data."""
+    """Build a model whose references, scales and neighbour normalisation are fitted on the training data.
+
+    ``isolated_atoms`` (per fidelity, by atomic number) fixes those references to free-atom energies.
+    """
     edges, atoms = train_set.edge_and_atom_counts()
     config = config.replace(avg_num_neighbors=round(average_num_neighbors(edges, atoms), 4))
-    references, _ = fit_element_references(train_frames, config.elements, config.fidelities)
+    references, _ = fit_element_references(train_frames, config.elements, config.fidelities, fixed=isolated_atoms)
     scales = energy_scales(train_frames, config.elements, config.fidelities, references)
     model = build_model(config, seed=seed)
     model.set_energy_normalization(torch.as_tensor(references), torch.as_tensor(scales))
@@ -127,9 +132,15 @@ def train_from_config(
         name: GraphDataset([frames[i] for i in idx], model_config.cutoff, fidelities) for name, idx in splits.items()
     }
     train_frames = [frames[i] for i in splits["train"]]
-    model = normalised_model(train_frames, datasets["train"], model_config, seed=config.seed)
+    isolated = isolated_atom_energies(  # from training frames only: no validation or test energy leaks in
+        train_frames, fidelities, config.data.isolated_atom_energies, cutoff=model_config.cutoff
+    )
+    model = normalised_model(train_frames, datasets["train"], model_config, seed=config.seed, isolated_atoms=isolated)
     summary = data_summary(frames, splits)
     summary.update(seed=config.seed, elements=model.config.element_symbols)
+    if isolated:
+        summary["isolated_atom_energies"] = {fid: len(values) for fid, values in isolated.items()}
+        summary["train_element_references"] = config.training.train_element_references
     train_repeats = repeats[np.asarray(splits["train"], dtype=int)]
     if (train_repeats > 1).any():
         summary["train_samples_per_epoch"] = int(train_repeats.sum())

@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -34,9 +34,19 @@ def composition_matrix(frames: Sequence[Frame], elements: Sequence[int]) -> np.n
 
 
 def fit_element_references(
-    frames: Sequence[Frame], elements: Sequence[int], fidelities: Sequence[str]
+    frames: Sequence[Frame],
+    elements: Sequence[int],
+    fidelities: Sequence[str],
+    fixed: Mapping[str, Mapping[int, float]] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Least-squares element reference energies per fidelity.
+    """Element reference energies per fidelity: given values where known, least squares for the rest.
+
+    Args:
+        frames: labelled frames.
+        elements: the model's atomic numbers (columns).
+        fidelities: the model's fidelities (rows).
+        fixed: per fidelity, known references by atomic number (e.g. isolated-atom energies); the
+            least-squares fit then covers only the other elements, on what those values leave unexplained.
 
     Returns:
         ``(references, fitted)``: references (eV) of shape (F, S) and a boolean (F, S) array telling which
@@ -47,16 +57,26 @@ def fit_element_references(
     references = np.zeros((len(fidelities), len(elements)))
     fitted = np.zeros((len(fidelities), len(elements)), dtype=bool)
     for f, name in enumerate(fidelities):
+        known = np.zeros(len(elements), dtype=bool)
+        for k, z in enumerate(elements):
+            value = (fixed or {}).get(name, {}).get(int(z))
+            if value is not None:
+                references[f, k], known[k] = float(value), True
+        fitted[f] = known
         subset = [fr for fr in frames if fr.fidelity == name and fr.energy is not None]
         if not subset:
-            logger.warning("fidelity %s has no energies: its references fall back to another fidelity", name)
+            if not known.any():
+                logger.warning("fidelity %s has no energies: its references fall back to another fidelity", name)
             continue
         counts = composition_matrix(subset, elements)
-        energies = np.array([fr.energy for fr in subset])
-        present = counts.sum(axis=0) > 0
-        solution, *_ = np.linalg.lstsq(counts[:, present], energies, rcond=None)
-        references[f, present] = solution
-        fitted[f, present] = True
+        energies = np.array([fr.energy for fr in subset]) - counts[:, known] @ references[f, known]
+        free = (counts.sum(axis=0) > 0) & ~known
+        if free.any():
+            solution, *_ = np.linalg.lstsq(counts[:, free], energies, rcond=None)
+            references[f, free] = solution
+            fitted[f, free] = True
+        if known.any():
+            logger.info("fidelity %s: %d references given, %d fitted", name, int(known.sum()), int(free.sum()))
     for f, name in enumerate(fidelities):
         missing = ~fitted[f]
         if not missing.any():

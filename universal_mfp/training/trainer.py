@@ -79,6 +79,7 @@ class TrainerSettings:
     eval_batch_size: int = 32
     progress: bool = True
     selection_metric: str = "loss"
+    train_element_references: bool = True
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
@@ -159,6 +160,8 @@ class Trainer:
         self.context = context or DistributedContext()
         self.training_summary = training_summary or {}
         trainable = list(parameters) if parameters is not None else [p for p in model.parameters() if p.requires_grad]
+        if not settings.train_element_references:  # e.g. fixed to isolated-atom energies
+            trainable = [p for p in trainable if p is not model.element_references]
         trainable_ids = {id(p) for p in trainable}
         for param in model.parameters():
             param.requires_grad_(id(param) in trainable_ids)

@@ -1,0 +1,191 @@
+"""Isolated-atom energies (E0) per fidelity, used as the model's element reference energies.
+
+With the references set to the DFT energy of each free atom, an atom with no neighbours, and a dimer
+pulled apart beyond the cutoff, get the DFT energies of the free atoms, and the network learns only
+the binding. Each fidelity's E0 come from the first of these that has the element:
+
+- ``file``: a JSON file mapping atomic numbers or symbols to energies in eV, optionally nested under
+  ``key`` (e.g. ``{"pbe": {"1": -1.117, ...}}``);
+- ``info_key``: a per-frame value of that fidelity's frames, e.g. MatPES's ``info["energy_atomic"]``
+  (every frame of one element must agree);
+- ``dissociated_dimers``: half the energy of the most separated homonuclear dimer of that fidelity,
+  provided it is at least ``cutoff`` apart (the model sees it as two free atoms);
+- ``cohesive_from``: another fidelity's E0 moved by the difference between the two fidelities' lowest
+  bulk energies per atom of the pure element, i.e. the cohesive energy is taken to be the same in both
+  (for a setup whose free-atom energy of that element was never computed).
+
+Elements none of these cover keep least-squares references (see ``statistics.fit_element_references``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ase.data import atomic_numbers
+
+from universal_mfp.data.frame import Frame
+from universal_mfp.data.neighbors import neighbor_list
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class IsolatedAtomSource:
+    """Where one fidelity's isolated-atom energies come from (fields are tried in the order listed)."""
+
+    file: Path | None = None
+    key: str | None = None
+    info_key: str | None = None
+    dissociated_dimers: bool = False
+    cohesive_from: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.file is None and self.info_key is None and not self.dissociated_dimers and not self.cohesive_from:
+            raise ValueError("an isolated-atom source needs file, info_key, dissociated_dimers or cohesive_from")
+        if self.key is not None and self.file is None:
+            raise ValueError("isolated-atom 'key' selects a section of 'file'; give the file too")
+
+
+def _element(label: Any, origin: str) -> int:
+    text = str(label).strip()
+    if text.isdigit():
+        z = int(text)
+        if 1 <= z < 119:
+            return z
+    elif text in atomic_numbers:
+        return atomic_numbers[text]
+    raise ValueError(f"{origin}: {label!r} is neither an atomic number nor an element symbol")
+
+
+def energies_from_file(path: Path, key: str | None = None) -> dict[int, float]:
+    """Read ``{Z or symbol: eV}`` (optionally under ``key``) from a JSON file."""
+    if not path.is_file():
+        raise FileNotFoundError(f"no isolated-atom energy file at {path}")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not valid JSON ({error})") from error
+    if key is not None:
+        if not isinstance(data, Mapping) or key not in data:
+            found = sorted(data) if isinstance(data, Mapping) else type(data).__name__
+            raise ValueError(f"{path}: no section {key!r} (found {found})")
+        data = data[key]
+    if not isinstance(data, Mapping):
+        raise ValueError(f"{path}: expected a mapping from elements to energies")
+    out: dict[int, float] = {}
+    for label, value in data.items():
+        energy = float(value)
+        if not np.isfinite(energy):
+            raise ValueError(f"{path}: energy of {label!r} is not finite")
+        out[_element(label, str(path))] = energy
+    return out
+
+
+def energies_from_info(frames: Sequence[Frame], info_key: str) -> dict[int, float]:
+    """Per-element values of ``info[info_key]`` on single-element frames; disagreeing values raise."""
+    out: dict[int, float] = {}
+    for frame in frames:
+        if info_key not in frame.info:
+            continue
+        elements = np.unique(frame.numbers)
+        if len(elements) != 1:
+            continue
+        z, energy = int(elements[0]), float(frame.info[info_key])
+        if z in out and abs(out[z] - energy) > 1e-6:
+            raise ValueError(f"info[{info_key!r}] disagrees between frames of element Z={z}: {out[z]} vs {energy}")
+        out[z] = energy
+    return out
+
+
+def energies_from_dimers(frames: Sequence[Frame], cutoff: float) -> dict[int, float]:
+    """Half the energy of each element's most separated homonuclear dimer that the model sees as two free atoms.
+
+    A dimer qualifies when neither atom (nor a periodic image) has a neighbour within ``cutoff``.
+    """
+    farthest: dict[int, tuple[float, float]] = {}
+    for frame in frames:
+        if frame.num_atoms != 2 or frame.energy is None or frame.numbers[0] != frame.numbers[1]:
+            continue
+        if len(neighbor_list(frame.positions, frame.cell, frame.pbc, cutoff)[0]) > 0:
+            continue
+        distance = float(np.linalg.norm(frame.positions[1] - frame.positions[0]))
+        z = int(frame.numbers[0])
+        if z not in farthest or distance > farthest[z][0]:
+            farthest[z] = (distance, 0.5 * float(frame.energy))
+    return {z: energy for z, (_, energy) in farthest.items()}
+
+
+# frames with more volume per atom than this (Å^3) are molecules in a box, not bulk
+_MAX_BULK_VOLUME_PER_ATOM = 100.0
+
+
+def lowest_bulk_energies(frames: Sequence[Frame]) -> dict[int, float]:
+    """Lowest energy per atom of each element among single-element periodic bulk frames (eV/atom)."""
+    out: dict[int, float] = {}
+    for frame in frames:
+        elements = np.unique(frame.numbers)
+        if frame.energy is None or len(elements) != 1 or not frame.pbc.all():
+            continue
+        if abs(np.linalg.det(frame.cell)) / frame.num_atoms > _MAX_BULK_VOLUME_PER_ATOM:
+            continue
+        z, energy = int(elements[0]), float(frame.energy) / frame.num_atoms
+        out[z] = min(out.get(z, energy), energy)
+    return out
+
+
+def isolated_atom_energies(
+    frames: Sequence[Frame],
+    fidelities: Sequence[str],
+    sources: Mapping[str, IsolatedAtomSource],
+    *,
+    cutoff: float,
+) -> dict[str, dict[int, float]]:
+    """E0 per fidelity and element from the configured sources (fidelities without a source are left out)."""
+    unknown = sorted(set(sources) - set(fidelities))
+    if unknown:
+        raise ValueError(f"isolated-atom energies given for fidelities {unknown} that the data does not have")
+    out: dict[str, dict[int, float]] = {}
+    for fidelity in fidelities:
+        source = sources.get(fidelity)
+        if source is None:
+            continue
+        own = [f for f in frames if f.fidelity == fidelity]
+        found: dict[int, float] = {}
+        origins: dict[str, int] = {}
+        steps = []
+        if source.file is not None:
+            steps.append(("file", energies_from_file(source.file, source.key)))
+        if source.info_key is not None:
+            steps.append((f"info[{source.info_key}]", energies_from_info(own, source.info_key)))
+        if source.dissociated_dimers:
+            steps.append(("dissociated dimers", energies_from_dimers(own, cutoff)))
+        for name, values in steps:
+            new = {z: e for z, e in values.items() if z not in found}
+            found.update(new)
+            origins[name] = len(new)
+        out[fidelity] = found
+        logger.info("fidelity %s: isolated-atom energies for %d elements %s", fidelity, len(found), origins)
+    for fidelity, source in sources.items():  # second pass: needs the other fidelities' E0
+        other = source.cohesive_from
+        if other is None:
+            continue
+        if other not in out or other == fidelity:
+            raise ValueError(
+                f"isolated-atom energies of {fidelity}: cohesive_from {other!r} has no energies of its own"
+            )
+        own_bulk = lowest_bulk_energies([f for f in frames if f.fidelity == fidelity])
+        other_bulk = lowest_bulk_energies([f for f in frames if f.fidelity == other])
+        new = {
+            z: own_bulk[z] - (other_bulk[z] - out[other][z])
+            for z in own_bulk.keys() & other_bulk.keys() & out[other].keys()
+            if z not in out[fidelity]
+        }
+        out[fidelity].update(new)
+        logger.info("fidelity %s: %d isolated-atom energies from cohesive energies at %s", fidelity, len(new), other)
+    return out
