@@ -1,7 +1,8 @@
 """Write training shards: parquet files with ``universal_mfp.data.shards.SHARD_SCHEMA``.
 
-``write_dataset`` takes frames from any source (MP records, extxyz files), gives frames without
-a material id a stable one, splits by material id, writes shards named
+``write_dataset`` takes frames from any source (MP records, extxyz files), assigns each its split
+by the project's one rule (``universal_mfp.training.splits``: material id, else MatPES id, else task
+id, else geometry), writes shards named
 ``<split>-<fidelity>-<index>.parquet`` (all in one folder, so ``read_frames(folder)`` reads them),
 per-fidelity statistics and a ``manifest.json`` with each shard's row count and sha256.
 
@@ -25,10 +26,11 @@ from tqdm.auto import tqdm
 
 from data_pipelines._io import atomic_write_json, read_jsonl, sha256_file
 from data_pipelines.records import record_to_frame
-from data_pipelines.splits import DEFAULT_FRACTIONS, SPLITS, assign_split, material_id_of, validate_fractions
+from data_pipelines.splits import DEFAULT_FRACTIONS, SPLITS, assign_split, validate_fractions
 from data_pipelines.stats import fidelity_statistics
 from universal_mfp.data.frame import Frame
 from universal_mfp.data.shards import SHARD_SCHEMA_VERSION, write_shard
+from universal_mfp.training.splits import group_key
 
 logger = logging.getLogger(__name__)
 
@@ -98,9 +100,8 @@ def write_dataset(
     labelled: list[Frame] = []
     splits: list[str] = []
     for frame in frames:
-        material_id = material_id_of(frame)
-        split = assign_split(material_id, fractions, seed)
-        labelled.append(frame.replace(info={**frame.info, "material_id": material_id, "split": split}))
+        split = assign_split(frame, fractions, seed)
+        labelled.append(frame.replace(info={**frame.info, "split": split}))
         splits.append(split)
 
     buckets: dict[tuple[str, str], list[Frame]] = defaultdict(list)
@@ -137,13 +138,17 @@ def write_dataset(
             "shard_schema_version": SHARD_SCHEMA_VERSION,
             "created_utc": datetime.now(timezone.utc).isoformat(),
             "inputs": list(inputs),
-            "split": {"by": "material_id", "fractions": dict(zip(SPLITS, fractions, strict=True)), "seed": seed},
+            "split": {
+                "by": "material_id|matpes_id|task_id|geometry",
+                "fractions": dict(zip(SPLITS, fractions, strict=True)),
+                "seed": seed,
+            },
             "rows": {
                 "total": len(labelled),
                 "by_split": {s: splits.count(s) for s in SPLITS},
                 "by_fidelity": dict(sorted(Counter(str(f.fidelity) for f in labelled).items())),
             },
-            "materials": len({f.info["material_id"] for f in labelled}),
+            "groups": len({group_key(f) for f in labelled}),
             "shards": shards,
             "statistics": statistics,
         }

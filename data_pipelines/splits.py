@@ -1,23 +1,21 @@
-"""Train/val/test split by material id (never by frame), and stable ids for frames without one.
+"""The dataset builder's split: the project's one split rule (``universal_mfp.training.splits``).
 
-A material's split is a pure function of its id and the seed (a sha256 of ``"<seed>:<id>"``
-mapped to [0, 1)), so every frame of a material, at every fidelity, lands in the same split, and
-adding materials never moves existing ones.
+Every frame is assigned by its group (material id, else MatPES id, else task id, else geometry) and the
+seed, so every frame of a material, and the same geometry at every fidelity, lands in the same split,
+adding materials never moves existing ones, and the trainer computes the same split for frames read
+straight from extxyz files.
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Mapping, Sequence
-from typing import Any
-
-from ase.formula import Formula
+from collections.abc import Sequence
 
 from universal_mfp.data.frame import Frame
+from universal_mfp.training.splits import SPLITS, split_of
 
-SPLITS: tuple[str, ...] = ("train", "val", "test")
+__all__ = ["DEFAULT_FRACTIONS", "SPLITS", "assign_split", "validate_fractions"]
+
 DEFAULT_FRACTIONS: tuple[float, float, float] = (0.9, 0.05, 0.05)
-AUTO_ID_PREFIX = "auto-"
 
 
 def validate_fractions(fractions: Sequence[float]) -> tuple[float, float, float]:
@@ -28,35 +26,7 @@ def validate_fractions(fractions: Sequence[float]) -> tuple[float, float, float]
     return values  # type: ignore[return-value]
 
 
-def assign_split(material_id: str, fractions: Sequence[float] = DEFAULT_FRACTIONS, seed: int = 0) -> str:
-    """The split (``train``/``val``/``test``) of a material id."""
-    if not material_id:
-        raise ValueError("a material id is required to assign a split")
-    train, val, _ = validate_fractions(fractions)
-    digest = hashlib.sha256(f"{seed}:{material_id}".encode()).digest()
-    u = int.from_bytes(digest[:8], "big") / 2**64
-    if u < train:
-        return "train"
-    return "val" if u < train + val else "test"
-
-
-def stable_material_id(frame: Frame) -> str:
-    """An id for a frame that has no material id, stable across runs and fidelities.
-
-    Frames of one calculation (same ``task_id``) share an id; otherwise the id is derived from the
-    reduced formula, so e.g. a dimer's PBE and r2SCAN curves, or all polymorphs of an element
-    without ids, stay in one split (conservative: no leakage between splits).
-    """
-    info: Mapping[str, Any] = frame.info
-    if info.get("task_id"):
-        key = f"task:{info['task_id']}"
-    else:
-        reduced, _ = Formula.from_list(frame.symbols).reduce()
-        key = f"formula:{reduced.format('metal')}"
-    return AUTO_ID_PREFIX + hashlib.sha256(key.encode()).hexdigest()[:16]
-
-
-def material_id_of(frame: Frame) -> str:
-    """The frame's material id, or its stable generated id."""
-    value = frame.info.get("material_id")
-    return str(value) if value else stable_material_id(frame)
+def assign_split(frame: Frame, fractions: Sequence[float] = DEFAULT_FRACTIONS, seed: int = 0) -> str:
+    """The split (``train``/``val``/``test``) of a frame, from its group and the seed."""
+    _, val, test = validate_fractions(fractions)
+    return split_of(frame, val_fraction=val, test_fraction=test, seed=seed)

@@ -5,8 +5,12 @@ Copies ``<run>/best_model`` to ``universal_mfp/pretrained/<name>/`` with a model
 fidelity was trained on to the training summary, and writes the registry entry (sha256 of every file)
 into ``universal_mfp/hub/registry.json``.
 
-Run: python scripts/bundle_model.py --run runs/mf-universal-v0.1 --name mf-universal-v0.1 \
-         --alias mf-universal --config configs/mf-universal.yaml
+``--card-extras`` names a YAML file with what only a person can write: ``description``,
+``fidelities`` (one line per fidelity on what it reproduces) and ``notes`` (markdown: what the model
+has and has not seen, measured behaviour, limits), all put into the card.
+
+Run: python scripts/bundle_model.py --run runs/mf-universal-v0.3 --name mf-universal-v0.3 \
+         --alias mf-universal --config configs/mf-universal.yaml --card-extras model_cards/mf-universal.extras.yaml
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import json
 import shutil
 from pathlib import Path
 
+import yaml
 from ase.data import chemical_symbols
 
 from universal_mfp.hub.card import render_card, validate_card
@@ -60,19 +65,29 @@ def main() -> None:
                         "the real frames in ../shared/data/frames.")
     parser.add_argument("--license", default="cc-by-4.0")
     parser.add_argument("--default-fidelity", default=None)
+    parser.add_argument("--card-extras", type=Path, default=None, help="YAML: description, fidelities, notes")
     args = parser.parse_args()
+    extras = yaml.safe_load(args.card_extras.read_text(encoding="utf-8")) if args.card_extras else {}
+    unknown = set(extras) - {"description", "fidelities", "notes"}
+    if unknown:
+        raise SystemExit(f"{args.card_extras}: unknown keys {sorted(unknown)}")
+    description = " ".join(str(extras.get("description", args.description)).split())
 
     checkpoint = load_checkpoint(args.run / "best_model")
     metadata = json.loads((args.run / "best_model" / CONFIG_FILE).read_text())
     training = dict(metadata.get("training") or {})
     training.update(
-        description=args.description,
+        description=description,
         dataset="universal-mfp shared real frames (MP GGA/GGA+U, MatPES PBE/r2SCAN, matbench-discovery dimers)",
         license=args.license,
         reproduce=f"umfp train {args.config.as_posix()}",
         data_licenses=DATA_LICENSES,
         elements_with_energies_by_fidelity=elements_by_fidelity(args.config),
     )
+    if extras.get("fidelities"):
+        training["fidelity_descriptions"] = {k: " ".join(str(v).split()) for k, v in extras["fidelities"].items()}
+    if extras.get("notes"):
+        training["card_notes"] = str(extras["notes"])
     metadata["training"] = training
     card = render_card(metadata, name=args.name, load_name=args.alias[0] if args.alias else args.name,
                        license_id=args.license)
@@ -91,7 +106,7 @@ def main() -> None:
     entry = {
         "name": args.name,
         "aliases": args.alias,
-        "description": args.description,
+        "description": description,
         "license": args.license,
         "fidelities": list(checkpoint.config.fidelities),
         "default_fidelity": args.default_fidelity,

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+from ase.io import read, write
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -22,3 +23,24 @@ def shared_frames_dir() -> Path:
     if not path.is_dir():
         pytest.skip(f"real data not found at {path} (clone the project with ../shared beside it)")
     return path
+
+
+@pytest.fixture(scope="session")
+def small_real_set(shared_frames_dir, tmp_path_factory) -> Path:
+    """Real PBE and r2SCAN frames: 4 dimer curves (8 points each) at both fidelities + 6 MatPES crystals."""
+    out = tmp_path_factory.mktemp("data")
+    for functional in ("PBE", "r2SCAN"):
+        frames = [
+            a
+            for a in read(shared_frames_dir / f"diatomics_{functional}.extxyz", ":")
+            if a.info["pair"] in ("H-H", "Li-Li", "O-O", "Si-Si")
+        ]
+        frames = [a for a in frames if abs(a.get_forces()).max() < 20.0][::5]  # skip the steep repulsive wall
+        write(out / f"dimers_{functional}.extxyz", frames, format="extxyz")
+    crystals = [
+        a
+        for a in read(shared_frames_dir / "matpes_element_refs_PBE.extxyz", ":")
+        if a.info["element"] in ("H", "Li", "O", "Si")
+    ]
+    write(out / "crystals_PBE.extxyz", crystals, format="extxyz")
+    return out

@@ -65,7 +65,41 @@ def test_shard_round_trip_and_no_overwrite(tmp_path):
     with pytest.raises(FileExistsError):
         write_shard(frames, shard)
     assert len(read_frames(tmp_path / "shards")) == 3
+    assert {f.fidelity for f in read_frames(tmp_path / "shards", fidelity="pbe_matpes")} == {"pbe_matpes"}
+    assert {f.fidelity for f in read_frames(shard, fidelity="pbe_matpes")} == {"pbe_matpes"}
     assert not list((tmp_path / "shards").glob("*.tmp"))
+
+
+def test_shard_keeps_other_info_and_reads_schema_version_1(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from universal_mfp.data.shards import SHARD_SCHEMA_VERSION, frames_to_table
+
+    src = tmp_path / "f.extxyz"
+    _write_labelled(src, "PBE")
+    extra = {"matpes_id": "matpes-1", "energy_atomic": -0.826, "pair": "Si-Si", "magmoms": np.zeros(2)}
+    frames = [f.replace(info={**f.info, **extra, "not_finite": float("nan")}) for f in read_extxyz(src)]
+    back = read_shard(write_shard(frames, tmp_path / "v2.parquet"))
+    assert back[0].info["matpes_id"] == "matpes-1"
+    assert back[0].info["energy_atomic"] == -0.826
+    assert back[0].info["functional"] == "PBE"
+    assert "magmoms" not in back[0].info and "not_finite" not in back[0].info  # arrays and NaN are not metadata
+    assert SHARD_SCHEMA_VERSION == "2"
+    # a version-1 shard has no extra_info column: still readable, ids intact
+    table = frames_to_table(frames).drop_columns(["extra_info"])
+    table = table.replace_schema_metadata({b"universal_mfp.shard_schema_version": b"1"})
+    pq.write_table(table, tmp_path / "v1.parquet")
+    old = read_shard(tmp_path / "v1.parquet")
+    assert old[2].energy == frames[2].energy and "matpes_id" not in old[2].info
+    table = frames_to_table(frames)
+    broken = table.set_column(table.column_names.index("extra_info"), "extra_info", pa.array(["{oops"] * 3))
+    pq.write_table(broken, tmp_path / "broken.parquet")
+    with pytest.raises(ValueError, match="row 0 has malformed extra_info"):
+        read_shard(tmp_path / "broken.parquet")
+    pq.write_table(table.replace_schema_metadata({b"universal_mfp.shard_schema_version": b"9"}), tmp_path / "v9.parquet")
+    with pytest.raises(ValueError, match="shard schema version 9 is not supported"):
+        read_shard(tmp_path / "v9.parquet")
 
 
 def test_corrupt_shard_is_a_clear_error(tmp_path):

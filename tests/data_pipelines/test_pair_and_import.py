@@ -14,6 +14,7 @@ from data_pipelines._io import sha256_file
 from data_pipelines.importer import import_extxyz
 from data_pipelines.pair import PairingTolerances, pair_records
 from universal_mfp.data.readers import read_extxyz, read_frames
+from universal_mfp.training.splits import group_key, split_by_group, split_of
 
 
 def _record(record_id, material_id, fidelity, structure, energy=-1.0):
@@ -123,12 +124,22 @@ def test_import_all_shared_frames(tmp_path, shared_dir):
         for name in ("forces", "stress"):
             a, b = getattr(frame, name), getattr(original, name)
             assert (a is None and b is None) or np.array_equal(a, b)
-        assert splits.setdefault(frame.info["material_id"], frame.info["split"]) == frame.info["split"]
-    # a dimer's PBE and r2SCAN curves share one generated id, hence one split
+        assert splits.setdefault(group_key(frame), frame.info["split"]) == frame.info["split"]
+        # the shard's split is the one the trainer computes for the original frame
+        assert frame.info["split"] == split_of(original, val_fraction=0.1, test_fraction=0.1, seed=0)
+        assert frame.info.get("material_id") == original.info.get("material_id")  # no invented ids
+    # each point of a dimer curve: PBE and r2SCAN in one split; different points spread over the splits
     h2_ids = {key for key, f in source.items() if f.info.get("pair") == "H-H"}
     h2 = [f for f in frames if f.info["frame_id"] in h2_ids]
     assert {f.fidelity for f in h2} == {"pbe", "r2scan"}
-    assert len({f.info["material_id"] for f in h2}) == 1 and len({f.info["split"] for f in h2}) == 1
+    by_distance: dict = {}
+    for frame in h2:
+        by_distance.setdefault(frame.info["distance"], set()).add(frame.info["split"])
+    assert all(len(s) == 1 for s in by_distance.values())
+    assert len({f.info["split"] for f in h2}) > 1
+    # MatPES crystals keep their ids: the PBE and r2SCAN crystal of one element share a split
+    matpes = [f for f in frames if f.info.get("matpes_id")]
+    assert len(matpes) == 89 + 62 and all(isinstance(f.info["energy_atomic"], float) for f in matpes)
     functionals = {f.info["frame_id"]: f.info.get("functional") for f in frames}
     assert functionals["mp_pbe_element_polymorphs:0"] == "GGA"
     stats = manifest["statistics"]
@@ -148,3 +159,43 @@ def test_build_refuses_foreign_parquet(tmp_path, shared_dir):
     with pytest.raises(FileExistsError, match="no manifest lists"):
         import_extxyz([shared_dir / "frames/vasp_Si_old_double_relax_frames.extxyz"], tmp_path / "ds", overwrite=True)
     assert (tmp_path / "ds/user.parquet").read_bytes() == b"not ours"
+
+
+def test_training_from_imported_shards_sees_the_same_splits_as_from_the_files(small_real_set, tmp_path):
+    """The importer and the trainer share one split rule: shards reproduce the extxyz run's datasets."""
+    import yaml
+
+    from tests.training.conftest import write_config
+    from universal_mfp.training.config import load_run_config
+    from universal_mfp.training.run import read_sources_with_repeats
+
+    files = sorted(small_real_set.glob("*.extxyz"))
+    raw = yaml.safe_load(write_config(tmp_path / "a", small_real_set).read_text())
+    raw["data"].update(val_fraction=0.25, test_fraction=0.25)
+    raw["data"]["sources"] = [{"path": str(p), "fidelity": "pbe_matpes"} if "PBE" in p.name else str(p) for p in files]
+    by_file = tmp_path / "a" / "files.yaml"
+    by_file.write_text(yaml.safe_dump(raw))
+    for path in files:
+        import_extxyz([path], tmp_path / "shards" / path.stem, fractions=(0.5, 0.25, 0.25), seed=raw["seed"])
+    raw["data"]["sources"] = [
+        {"path": str(tmp_path / "shards" / p.stem), "fidelity": "pbe_matpes"}
+        if "PBE" in p.name
+        else str(tmp_path / "shards" / p.stem)
+        for p in files
+    ]
+    by_shard = tmp_path / "a" / "shards.yaml"
+    by_shard.write_text(yaml.safe_dump(raw))
+
+    datasets = []
+    for path in (by_file, by_shard):
+        config = load_run_config(path)
+        frames, _ = read_sources_with_repeats(config)
+        splits = split_by_group(frames, val_fraction=0.25, test_fraction=0.25, seed=config.seed)
+        datasets.append({name: [frames[i] for i in idx] for name, idx in splits.items()})
+    assert {f.fidelity for f in datasets[1]["train"]} == {"pbe_matpes", "r2scan"}
+    for name in ("train", "val", "test"):
+        assert len(datasets[0][name]) == len(datasets[1][name]) > 0, name
+        for a, b in zip(datasets[0][name], datasets[1][name], strict=True):
+            assert a.fidelity == b.fidelity and a.energy == b.energy
+            assert np.array_equal(a.positions, b.positions) and np.array_equal(a.numbers, b.numbers)
+            assert b.info["split"] == name

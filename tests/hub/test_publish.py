@@ -35,6 +35,23 @@ def test_template_renders_a_valid_card(checkpoint_dir: Path):
     assert "mp-pbe-r2scan-pairs" in card
 
 
+def test_card_describes_fidelities_and_carries_notes(checkpoint_dir: Path):
+    metadata = load_checkpoint(checkpoint_dir).metadata
+    plain = render_card(metadata, name="tiny-mf")
+    assert "## Fidelities" not in plain
+    training = {
+        **metadata.get("training", {}),
+        "fidelity_descriptions": {"pbe": "MP legacy GGA/GGA+U"},
+        "card_notes": "## What it has seen\n\nOnly dimers.",
+    }
+    card = render_card({**metadata, "training": training}, name="tiny-mf")
+    validate_card(card)
+    assert "| `pbe` | MP legacy GGA/GGA+U |" in card
+    assert "| `r2scan` | not described |" in card
+    assert card.index("## Metrics") < card.index("## What it has seen\n\nOnly dimers.") < card.index("## Intended use")
+    assert "card_notes" not in card and "fidelity_descriptions" not in card  # not repeated under run details
+
+
 def test_every_card_in_model_cards_validates():
     cards = [p for p in CARDS.glob("*.md") if p.name != "template.md"]
     for path in cards:

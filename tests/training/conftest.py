@@ -1,33 +1,10 @@
-"""A small real training set and a config writer for the training tests."""
+"""A config writer for the training tests (the small real training set is in tests/conftest.py)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 import yaml
-from ase.io import read, write
-
-
-@pytest.fixture(scope="session")
-def small_real_set(shared_frames_dir, tmp_path_factory) -> Path:
-    """Real PBE and r2SCAN frames: 4 dimer curves (8 points each) at both fidelities + 6 MatPES crystals."""
-    out = tmp_path_factory.mktemp("data")
-    for functional in ("PBE", "r2SCAN"):
-        frames = [
-            a
-            for a in read(shared_frames_dir / f"diatomics_{functional}.extxyz", ":")
-            if a.info["pair"] in ("H-H", "Li-Li", "O-O", "Si-Si")
-        ]
-        frames = [a for a in frames if abs(a.get_forces()).max() < 20.0][::5]  # skip the steep repulsive wall
-        write(out / f"dimers_{functional}.extxyz", frames, format="extxyz")
-    crystals = [
-        a
-        for a in read(shared_frames_dir / "matpes_element_refs_PBE.extxyz", ":")
-        if a.info["element"] in ("H", "Li", "O", "Si")
-    ]
-    write(out / "crystals_PBE.extxyz", crystals, format="extxyz")
-    return out
 
 
 def write_config(folder: Path, data_dir: Path, **training) -> Path:

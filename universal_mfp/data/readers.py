@@ -74,15 +74,20 @@ def read_frames(
     fidelity: str | None = None,
     fidelity_map: Mapping[str, str] | None = None,
 ) -> list[Frame]:
-    """Read frames from an extxyz file, a parquet shard, or a folder of parquet shards."""
+    """Read frames from an extxyz file, a parquet shard, or a folder of parquet shards.
+
+    ``fidelity`` overrides every frame's fidelity (shards included); ``fidelity_map`` maps the
+    functional labels of extxyz frames.
+    """
     path = Path(path)
-    if path.is_dir():
-        shards = sorted(path.glob("*.parquet"))
-        if not shards:
-            raise FileNotFoundError(f"{path}: no *.parquet shards in this folder")
-        return [frame for shard in shards for frame in read_shard(shard)]
-    if path.suffix == ".parquet":
-        frames = read_shard(path)
+    if path.is_dir() or path.suffix == ".parquet":
+        if path.is_dir():
+            shards = sorted(path.glob("*.parquet"))
+            if not shards:
+                raise FileNotFoundError(f"{path}: no *.parquet shards in this folder")
+        else:
+            shards = [path]
+        frames = [frame for shard in shards for frame in read_shard(shard)]
         if fidelity is not None:
             frames = [f.replace(fidelity=validate_fidelity_name(fidelity)) for f in frames]
         return frames

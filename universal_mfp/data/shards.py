@@ -19,11 +19,17 @@ pbc            list<bool>             periodicity, length 3
 energy         float64, nullable      total energy, eV
 forces         list<float64>, null    forces, eV/Å, row-major (n, 3)
 stress         list<float64>, null    stress, eV/Å³, ASE sign convention, row-major (3, 3)
+extra_info     string, nullable       JSON object of the frame's other scalar ``info`` entries
+                                      (e.g. ``matpes_id``, ``energy_atomic``, ``pair``, ``distance``)
 =============  =====================  ==========================================================
+
+Schema version 2 added ``extra_info``; version-1 shards (without it) are still read.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import tempfile
 from collections.abc import Sequence
@@ -35,7 +41,8 @@ import pyarrow.parquet as pq
 
 from universal_mfp.data.frame import Frame
 
-SHARD_SCHEMA_VERSION = "1"
+SHARD_SCHEMA_VERSION = "2"
+READABLE_SCHEMA_VERSIONS = ("1", "2")
 _SCHEMA_METADATA_KEY = b"universal_mfp.shard_schema_version"
 
 SHARD_SCHEMA = pa.schema(
@@ -54,11 +61,27 @@ SHARD_SCHEMA = pa.schema(
         pa.field("energy", pa.float64()),
         pa.field("forces", pa.list_(pa.float64())),
         pa.field("stress", pa.list_(pa.float64())),
+        pa.field("extra_info", pa.string()),
     ],
     metadata={_SCHEMA_METADATA_KEY: SHARD_SCHEMA_VERSION.encode()},
 )
 
 _ID_COLUMNS = ("material_id", "task_id", "functional", "split")
+_COLUMN_INFO = frozenset(("frame_id", "source", *_ID_COLUMNS))
+
+
+def _extra_info(info: dict) -> str | None:
+    """The info entries without a column of their own, as JSON (scalars only: arrays are not metadata)."""
+    extra = {}
+    for key, raw in info.items():
+        if key in _COLUMN_INFO or raw is None:
+            continue
+        value = raw.item() if isinstance(raw, np.generic) else raw
+        if isinstance(value, float) and not math.isfinite(value):
+            continue
+        if isinstance(value, str | int | float | bool):
+            extra[str(key)] = value
+    return json.dumps(extra, sort_keys=True) if extra else None
 
 
 def _optional_str(value: object) -> str | None:
@@ -90,6 +113,7 @@ def frames_to_table(frames: Sequence[Frame]) -> pa.Table:
         columns["energy"].append(frame.energy)
         columns["forces"].append(None if frame.forces is None else frame.forces.reshape(-1))
         columns["stress"].append(None if frame.stress is None else frame.stress.reshape(-1))
+        columns["extra_info"].append(_extra_info(dict(frame.info)))
     return pa.Table.from_pydict(columns, schema=SHARD_SCHEMA)
 
 
@@ -127,7 +151,7 @@ def _list_column(table: pa.Table, name: str) -> tuple[np.ndarray, np.ndarray, np
 
 def table_to_frames(table: pa.Table, *, source_name: str = "table") -> list[Frame]:
     """Convert a table with ``SHARD_SCHEMA`` columns back to frames."""
-    missing = [name for name in SHARD_SCHEMA.names if name not in table.column_names]
+    missing = [name for name in SHARD_SCHEMA.names if name not in table.column_names and name != "extra_info"]
     if missing:
         raise ValueError(f"{source_name}: not a universal_mfp shard, missing columns {missing}")
     numbers, num_off, _ = _list_column(table, "numbers")
@@ -138,12 +162,21 @@ def table_to_frames(table: pa.Table, *, source_name: str = "table") -> list[Fram
     stresses, s_off, s_valid = _list_column(table, "stress")
     energy = table.column("energy").to_pylist()
     scalars = {name: table.column(name).to_pylist() for name in ("frame_id", "source", "fidelity", *_ID_COLUMNS)}
+    extras = table.column("extra_info").to_pylist() if "extra_info" in table.column_names else [None] * table.num_rows
     frames = []
     for r in range(table.num_rows):
         n = int(num_off[r + 1] - num_off[r])
         if pos_off[r + 1] - pos_off[r] != 3 * n:
             raise ValueError(f"{source_name}: row {r} has {n} atoms but {pos_off[r + 1] - pos_off[r]} position values")
         info = {name: scalars[name][r] for name in ("frame_id", "source", *_ID_COLUMNS) if scalars[name][r] is not None}
+        if extras[r]:
+            try:
+                extra = json.loads(extras[r])
+            except json.JSONDecodeError as error:
+                raise ValueError(f"{source_name}: row {r} has malformed extra_info ({error})") from error
+            if not isinstance(extra, dict):
+                raise ValueError(f"{source_name}: row {r} extra_info is not a JSON object")
+            info = {**extra, **info}
         frames.append(
             Frame(
                 numbers=numbers[num_off[r] : num_off[r + 1]],
@@ -172,8 +205,9 @@ def read_shard(path: str | Path) -> list[Frame]:
     except (pa.ArrowInvalid, OSError) as error:
         raise ValueError(f"{path}: cannot read parquet shard ({error})") from error
     version = (table.schema.metadata or {}).get(_SCHEMA_METADATA_KEY)
-    if version is not None and version.decode() != SHARD_SCHEMA_VERSION:
+    if version is not None and version.decode() not in READABLE_SCHEMA_VERSIONS:
         raise ValueError(
-            f"{path}: shard schema version {version.decode()} is not supported (this code reads {SHARD_SCHEMA_VERSION})"
+            f"{path}: shard schema version {version.decode()} is not supported"
+            f" (this code reads {', '.join(READABLE_SCHEMA_VERSIONS)})"
         )
     return table_to_frames(table, source_name=str(path))

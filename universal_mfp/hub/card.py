@@ -121,7 +121,7 @@ def _training_section(training: Mapping[str, Any]) -> str:
         return "No training-data summary was recorded for this checkpoint."
     lines: list[str] = []
     rest = dict(training)
-    for key in ("description", "dataset", "license"):
+    for key in ("description", "dataset", "license", "fidelity_descriptions", "card_notes"):
         rest.pop(key, None)
     if "reproduce" in rest:
         lines += [f"Reproduce with `{rest.pop('reproduce')}` (seed {rest.pop('seed', 'unrecorded')}).", ""]
@@ -147,6 +147,14 @@ def _training_section(training: Mapping[str, Any]) -> str:
             text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
             lines.append(f"- **{key}**: {text}")
     return "\n".join(lines).rstrip()
+
+
+def _fidelity_section(fidelities: list[str], descriptions: Mapping[str, Any]) -> str:
+    if not descriptions:
+        return ""
+    lines = ["## Fidelities", "", "| Fidelity | What it reproduces |", "|---|---|"]
+    lines += [f"| `{f}` | {descriptions.get(f, 'not described')} |" for f in fidelities]
+    return "\n".join(lines) + "\n"
 
 
 def _architecture_table(model: Mapping[str, Any]) -> str:
@@ -202,6 +210,8 @@ def render_card(
         "cutoff": str(model.get("cutoff")),
         "training_section": _training_section(training),
         "metrics_table": _metrics_table(rows),
+        "fidelity_section": _fidelity_section(fidelities, training.get("fidelity_descriptions") or {}),
+        "notes_section": str(training.get("card_notes") or "").strip() + "\n" if training.get("card_notes") else "",
     }
     return Template(path.read_text(encoding="utf-8")).substitute(values)
 
