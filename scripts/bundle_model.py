@@ -65,6 +65,7 @@ def main() -> None:
                         "the real frames in ../shared/data/frames.")
     parser.add_argument("--license", default="cc-by-4.0")
     parser.add_argument("--default-fidelity", default=None)
+    parser.add_argument("--reproduce", default=None, help="the command that retrains it (default: umfp train CONFIG)")
     parser.add_argument("--card-extras", type=Path, default=None, help="YAML: description, fidelities, notes")
     args = parser.parse_args()
     extras = yaml.safe_load(args.card_extras.read_text(encoding="utf-8")) if args.card_extras else {}
@@ -79,8 +80,9 @@ def main() -> None:
     training.update(
         description=description,
         dataset="universal-mfp shared real frames (MP GGA/GGA+U, MatPES PBE/r2SCAN, matbench-discovery dimers)",
+        config=args.config.as_posix(),
         license=args.license,
-        reproduce=f"umfp train {args.config.as_posix()}",
+        reproduce=args.reproduce or f"umfp train {args.config.as_posix()}",
         data_licenses=DATA_LICENSES,
         elements_with_energies_by_fidelity=elements_by_fidelity(args.config),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -28,16 +29,16 @@ def _structures(snapshot):
     }
 
 
-def test_registered_with_alias_and_both_fidelities(monkeypatch):
+def test_registered_with_alias_and_its_fidelities(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # bundled: no network needed
-    assert "mf-universal-v0.2" in available_models()
+    assert "mf-universal-v0.3" in available_models()
     loaded = load_model("mf-universal")
-    assert loaded.fidelities == ("pbe", "r2scan")
-    with pytest.raises(ValueError, match=r"\['pbe', 'r2scan'\]"):
+    assert loaded.fidelities == ("pbe", "r2scan", "pbe_matpes")
+    with pytest.raises(ValueError, match=r"\['pbe', 'r2scan', 'pbe_matpes'\]"):
         loaded.calculator()
 
 
-@pytest.mark.parametrize("fidelity", ["pbe", "r2scan"])
+@pytest.mark.parametrize("fidelity", ["pbe", "r2scan", "pbe_matpes"])
 def test_predictions_match_snapshot(snapshot, fidelity):
     loaded = load_model("mf-universal", dtype="float64")
     structures = _structures(snapshot)
@@ -61,13 +62,22 @@ def test_float32_calculator_agrees_with_snapshot(snapshot):
 
 
 def test_readme_main_job(tmp_path, capsys):
-    """The README's main job: screen the example candidates at r2SCAN fidelity and print the table."""
+    """The README's main job: screen the example candidates at the pbe fidelity and print the table.
+
+    The energies above hull must be the textbook ones: diamond Si, bcc Fe, fcc Cu and Al on (or within a
+    few meV/atom of) the hull, the close-packed Si phases far above it, and MgO and SiC strongly bound.
+    """
     out = tmp_path / "screening"
-    code = umfp(["screen", str(EXAMPLES), "--model", "mf-universal", "--fidelity", "r2scan",
+    code = umfp(["screen", str(EXAMPLES), "--model", "mf-universal", "--fidelity", "pbe",
                  "--output-dir", str(out), "--no-progress"])
     assert code == 0
     printed = capsys.readouterr().out
     assert "E_hull (meV/atom)" in printed and "Si-diamond" in printed
-    rows = (out / "results.csv").read_text().splitlines()
-    assert len(rows) == 1 + 16
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    assert len(rows) == 16
     assert (out / "hulls" / "hull_Si.png").is_file()
+    hull = {row["id"]: float(row["e_above_hull"]) for row in rows}  # eV/atom
+    formation = {row["id"]: float(row["formation_energy_per_atom"]) for row in rows}
+    assert hull["Si-diamond"] < 0.01 and hull["Si-fcc"] > 0.3 and hull["Si-bcc"] > 0.3
+    assert hull["Fe-bcc"] < hull["Fe-fcc"] and hull["Cu-fcc"] < hull["Cu-bcc"] and hull["Al-fcc"] < hull["Al-bcc"]
+    assert formation["MgO-rocksalt"] < -2.0 and formation["SiC-zincblende"] < -0.1

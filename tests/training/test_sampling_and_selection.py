@@ -65,6 +65,7 @@ def test_selection_score():
     errors = {"pbe": {"energy_mae": 10.0, "forces_mae": 900.0}, "r2scan": {"energy_mae": 30.0}, "x": {"n_energy": 0}}
     assert selection_score("loss", 0.5, errors) == 0.5
     assert selection_score("energy_mae", 0.5, errors) == 20.0
+    assert selection_score("last", 0.5, errors, epoch=7) < selection_score("last", 0.1, errors, epoch=6)
     with pytest.raises(ValueError, match="needs validation structures with energies"):
         selection_score("energy_mae", 0.5, {"pbe": {"forces_mae": 1.0}})
     with pytest.raises(ValueError, match="selection_metric must be one of"):

@@ -42,12 +42,16 @@ BEST_DIR = "best_model"
 # How the best epoch is chosen (lower is better):
 # - "loss": the weighted training loss over the validation set;
 # - "energy_mae": the mean over fidelities of the validation energy MAE per atom (a few force or stress
-#   outliers then cannot hide energies that still improve).
-SELECTION_METRICS = ("loss", "energy_mae")
+#   outliers then cannot hide energies that still improve);
+# - "last": the final epoch (the EMA weights at the end of the cosine schedule), validated but not chosen
+#   by a noisy validation set.
+SELECTION_METRICS = ("loss", "energy_mae", "last")
 
 
-def selection_score(metric: str, val_loss: float, val_errors: dict[str, dict[str, float]]) -> float:
-    """The number the best model minimises, from one validation pass."""
+def selection_score(metric: str, val_loss: float, val_errors: dict[str, dict[str, float]], epoch: int = 0) -> float:
+    """The number the best model minimises, from one validation pass after ``epoch``."""
+    if metric == "last":
+        return float(-epoch)
     if metric == "loss":
         return val_loss
     if metric == "energy_mae":
@@ -326,7 +330,9 @@ class Trainer:
                 if every and global_step % every == 0 and k + 1 < len(batches):
                     self._save_state(global_step, {**counters, "epoch": epoch, "step_in_epoch": k + 1})
             val_loss, val_errors = self._validate()
-            score = selection_score(self.settings.selection_metric, val_loss, val_errors) if self.val_set else None
+            score = (
+                selection_score(self.settings.selection_metric, val_loss, val_errors, epoch) if self.val_set else None
+            )
             entry = {
                 "kind": "val",
                 "epoch": epoch,
