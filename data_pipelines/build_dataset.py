@@ -97,12 +97,9 @@ def write_dataset(
     if duplicates:
         raise ValueError(f"duplicate frame ids {duplicates[:5]}: every frame needs a unique info['frame_id']")
 
-    labelled: list[Frame] = []
-    splits: list[str] = []
-    for frame in frames:
-        split = assign_split(frame, fractions, seed)
-        labelled.append(frame.replace(info={**frame.info, "split": split}))
-        splits.append(split)
+    groups = [group_key(frame) for frame in frames]
+    splits = [assign_split(group, fractions, seed) for group in groups]
+    labelled = [frame.replace(info={**frame.info, "split": split}) for frame, split in zip(frames, splits, strict=True)]
 
     buckets: dict[tuple[str, str], list[Frame]] = defaultdict(list)
     for frame, split in zip(labelled, splits, strict=True):
@@ -148,7 +145,7 @@ def write_dataset(
                 "by_split": {s: splits.count(s) for s in SPLITS},
                 "by_fidelity": dict(sorted(Counter(str(f.fidelity) for f in labelled).items())),
             },
-            "groups": len({group_key(f) for f in labelled}),
+            "groups": len(set(groups)),
             "shards": shards,
             "statistics": statistics,
         }

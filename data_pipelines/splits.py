@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from universal_mfp.data.frame import Frame
-from universal_mfp.training.splits import SPLITS, split_of
+from universal_mfp.training.splits import SPLITS, split_of_group
 
 __all__ = ["DEFAULT_FRACTIONS", "SPLITS", "assign_split", "validate_fractions"]
 
@@ -26,7 +25,7 @@ def validate_fractions(fractions: Sequence[float]) -> tuple[float, float, float]
     return values  # type: ignore[return-value]
 
 
-def assign_split(frame: Frame, fractions: Sequence[float] = DEFAULT_FRACTIONS, seed: int = 0) -> str:
-    """The split (``train``/``val``/``test``) of a frame, from its group and the seed."""
+def assign_split(group: str, fractions: Sequence[float] = DEFAULT_FRACTIONS, seed: int = 0) -> str:
+    """The split (``train``/``val``/``test``) of a group key (``universal_mfp.training.splits.group_key``)."""
     _, val, test = validate_fractions(fractions)
-    return split_of(frame, val_fraction=val, test_fraction=test, seed=seed)
+    return split_of_group(group, val_fraction=val, test_fraction=test, seed=seed)

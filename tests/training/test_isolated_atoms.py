@@ -141,7 +141,7 @@ def test_fixed_references_do_not_move_in_training(small_real_set, tmp_path):
         a.info["element"]: float(a.info["energy_atomic"]) for a in read(small_real_set / "crystals_PBE.extxyz", ":")
     }
     training = load_checkpoint(summary.best_model_dir).metadata["training"]
-    assert training["train_element_references"] is False
+    assert training["settings"]["train_element_references"] is False
     for symbol, e0 in crystals.items():
         # float32 model: the given value, rounded once
         assert refs[0, symbols.index(symbol)] == pytest.approx(e0, abs=1e-5)

@@ -23,7 +23,7 @@ def _config(folder: Path, data_dir: Path, *, crystal_repeat: int, **training) ->
     return path
 
 
-def test_repeat_and_fidelity_are_read_per_source(small_real_set, tmp_path):
+def test_repeat_is_read_per_source(small_real_set, tmp_path):
     from universal_mfp.training.config import load_run_config
     from universal_mfp.training.run import read_sources_with_repeats
 

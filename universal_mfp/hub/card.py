@@ -157,6 +157,10 @@ def _fidelity_section(fidelities: list[str], descriptions: Mapping[str, Any]) ->
     return "\n".join(lines) + "\n"
 
 
+def _notes_section(notes: Any) -> str:
+    return f"{str(notes).strip()}\n" if notes else ""
+
+
 def _architecture_table(model: Mapping[str, Any]) -> str:
     keys = ("cutoff", "num_layers", "hidden_irreps", "lmax_edge", "num_radial_basis", "radial_mlp_hidden", "dtype")
     lines = ["| Setting | Value |", "|---|---|"]
@@ -211,7 +215,7 @@ def render_card(
         "training_section": _training_section(training),
         "metrics_table": _metrics_table(rows),
         "fidelity_section": _fidelity_section(fidelities, training.get("fidelity_descriptions") or {}),
-        "notes_section": str(training.get("card_notes") or "").strip() + "\n" if training.get("card_notes") else "",
+        "notes_section": _notes_section(training.get("card_notes")),
     }
     return Template(path.read_text(encoding="utf-8")).substitute(values)
 

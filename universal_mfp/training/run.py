@@ -140,7 +140,6 @@ def train_from_config(
     summary.update(seed=config.seed, elements=model.config.element_symbols)
     if isolated:
         summary["isolated_atom_energies"] = {fid: len(values) for fid, values in isolated.items()}
-        summary["train_element_references"] = config.training.train_element_references
     train_repeats = repeats[np.asarray(splits["train"], dtype=int)]
     if (train_repeats > 1).any():
         summary["train_samples_per_epoch"] = int(train_repeats.sum())

@@ -48,17 +48,22 @@ def check_fractions(val_fraction: float, test_fraction: float) -> None:
         raise ValueError(f"invalid split fractions val={val_fraction}, test={test_fraction}")
 
 
-def split_of(frame: Frame, *, val_fraction: float, test_fraction: float, seed: int = 0) -> str:
-    """The split of a frame's group: ``test`` below ``test_fraction`` of a seeded hash, then ``val``, then ``train``.
+def split_of_group(key: str, *, val_fraction: float, test_fraction: float, seed: int = 0) -> str:
+    """The split of a group key: ``test`` below ``test_fraction`` of a seeded hash, then ``val``, then ``train``.
 
-    The result depends only on the group key and the seed, not on the other frames, so adding data never
-    moves an existing material between splits.
+    The result depends only on the key and the seed, not on the other frames, so adding data never moves an
+    existing material between splits.
     """
     check_fractions(val_fraction, test_fraction)
-    u = _unit_interval(group_key(frame), seed)
+    u = _unit_interval(key, seed)
     if u < test_fraction:
         return "test"
     return "val" if u < test_fraction + val_fraction else "train"
+
+
+def split_of(frame: Frame, *, val_fraction: float, test_fraction: float, seed: int = 0) -> str:
+    """The split of a frame's group (``group_key``), see ``split_of_group``."""
+    return split_of_group(group_key(frame), val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
 
 
 def split_by_group(
