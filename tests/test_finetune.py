@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import torch
 
+from tests.model.helpers import rattled_crystal, small_model
 from universal_mfp.cli import main as umfp_main
-from universal_mfp.data import keys
+from universal_mfp.data import as_frame, keys
 from universal_mfp.data.readers import read_extxyz
 from universal_mfp.finetuning import (
     add_fidelity,
@@ -113,6 +114,37 @@ def test_row_split_freezes_rows_and_folds_back(base_dir):
     assert torch.equal(model.element_references[0], before["element_references"][0])
     assert torch.equal(model.element_references[1], before["element_references"][1] + 1.0)
     assert isinstance(model.element_references, torch.nn.Parameter)
+
+
+def test_slots_and_freezing_with_readout_only_conditioning():
+    """Shared interaction layers (one bias row) stay one row when a fidelity is added, and are shared weights."""
+    model = small_model(fidelity_conditioning="readout")
+    crystal = rattled_crystal(seed=2)
+    frames = [as_frame(crystal, fidelity=f) for f in ("pbe", "r2scan")]
+    grown = add_fidelity(model, NEW, init_from="r2scan")
+    shared = "interactions.0.linear_1.fidelity_bias"
+    assert grown.state_dict()[shared].shape == model.state_dict()[shared].shape
+    assert model.state_dict()[shared].shape[0] == 1
+    assert grown.readout_out.fidelity_bias.shape[0] == 3
+    for fidelity in ("pbe", "r2scan"):
+        for before, after in zip(_predict(model, frames, fidelity), _predict(grown, frames, fidelity), strict=True):
+            assert torch.equal(before, after)
+    for new, old in zip(_predict(grown, frames, NEW), _predict(model, frames, "r2scan"), strict=True):
+        assert torch.equal(new, old)
+
+    before = {k: v.clone() for k, v in grown.state_dict().items()}
+    with trainable_parameters(grown, "readout", [NEW]) as params:
+        assert all(p.shape[0] == 1 for p in params)
+        assert len(params) == 3  # the new fidelity's row of the two readout biases and of the references
+        with torch.no_grad():
+            for p in params:
+                p.add_(1.0)
+    after = grown.state_dict()
+    assert torch.equal(after[shared], before[shared])
+    assert torch.equal(after["readout_out.fidelity_bias"][:2], before["readout_out.fidelity_bias"][:2])
+    assert torch.equal(after["readout_out.fidelity_bias"][2], before["readout_out.fidelity_bias"][2] + 1.0)
+    with trainable_parameters(grown, "all-but-embedding", [NEW]) as params:
+        assert any(p is grown.get_parameter(shared) for p in params)  # a shared weight, trained whole
 
 
 def test_readout_finetune_new_fidelity_energy_only(base_dir, data, tmp_path):

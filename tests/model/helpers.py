@@ -13,11 +13,14 @@ from universal_mfp.model import ModelConfig, build_model
 ELEMENTS = (1, 3, 6, 8, 14, 26)
 FIDELITIES = ("pbe", "r2scan")
 
-# Two architectures: the default family (even 0e/1o/2e features) and one with odd-parity channels and
-# higher-degree edge harmonics, so the physics contracts are checked on more than one variant.
+# Two architectures: the default family (even 0e/1o/2e features, fidelity in every layer) and one with
+# odd-parity channels, higher-degree edge harmonics and the fidelity only in the readout, so the physics
+# contracts are checked on more than one variant.
 VARIANTS = {
     "even": dict(num_layers=2, hidden_irreps="16x0e+8x1o+4x2e", lmax_edge=2),
-    "mixed_parity": dict(num_layers=3, hidden_irreps="8x0e+2x0o+4x1o+4x1e+2x2e", lmax_edge=3),
+    "mixed_parity": dict(
+        num_layers=3, hidden_irreps="8x0e+2x0o+4x1o+4x1e+2x2e", lmax_edge=3, fidelity_conditioning="readout"
+    ),
 }
 
 

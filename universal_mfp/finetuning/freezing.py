@@ -2,10 +2,10 @@
 
 Modes:
 
-- ``readout``: only the fine-tuned fidelity's own parameters: its row of every ``fidelity_bias`` (the
-  one-hot weights of the interaction blocks' linear layers and of the readout) and its row of
-  ``element_references``. Every shared weight and every other fidelity's row is frozen, so the other
-  fidelities' predictions stay bit-identical.
+- ``readout``: only the fine-tuned fidelity's own parameters: its row of every per-fidelity
+  ``fidelity_bias`` (the one-hot weights of the readout's linear layers, and of the interaction blocks'
+  when the model conditions them) and its row of ``element_references``. Every shared weight and every
+  other fidelity's row is frozen, so the other fidelities' predictions stay bit-identical.
 - ``all-but-embedding``: every shared weight except the species embedding, plus the rows of the
   fine-tuned fidelity and of the fidelities present in the replay data.
 - ``all``: the same with the embedding.
@@ -29,7 +29,6 @@ from torch.nn.utils import parametrize
 from universal_mfp.model.potential import MultiFidelityPotential
 
 TRAIN_MODES: tuple[str, ...] = ("readout", "all-but-embedding", "all")
-PER_FIDELITY_PARAMETERS = ("fidelity_bias", "element_references")
 EMBEDDING_PREFIX = "embedding."
 
 
@@ -78,7 +77,7 @@ def trainable_parameters(
     split: list[tuple[nn.Module, str]] = []
     trainable: list[nn.Parameter] = []
     for name, param in list(model.named_parameters()):
-        if name.rsplit(".", 1)[-1] in PER_FIDELITY_PARAMETERS:
+        if model.is_per_fidelity(name):
             if len(rows) == len(model.fidelities):
                 trainable.append(param)
             elif rows:

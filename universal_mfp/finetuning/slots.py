@@ -1,8 +1,9 @@
 """A new fidelity slot: one more one-hot row in every fidelity-conditioned tensor, initialised from an old one.
 
 The per-fidelity tensors of ``MultiFidelityPotential`` are ``fidelity_bias`` [F, C] of every
-``FidelityLinear`` (interaction blocks and readout), ``element_references`` [F, S] and the
-``energy_scale`` buffer [F]. A new fidelity is appended as row ``F``, a copy of the row of the fidelity
+fidelity-conditioned ``FidelityLinear`` (the readout, and the interaction blocks unless the model conditions
+only its readout), ``element_references`` [F, S] and the ``energy_scale`` buffer [F]
+(``MultiFidelityPotential.is_per_fidelity``). A new fidelity is appended as row ``F``, a copy of the row of the fidelity
 it starts from, so the old fidelities keep their indices and their predictions do not change at all.
 
 Element references of the new fidelity are refitted on its data by least squares on what the
@@ -28,10 +29,6 @@ from universal_mfp.training.dataset import GraphDataset
 from universal_mfp.training.statistics import composition_matrix
 
 logger = logging.getLogger(__name__)
-
-# state-dict names (last component) of the tensors with one row per fidelity
-PER_FIDELITY_TENSORS = ("fidelity_bias", "element_references", "energy_scale")
-
 
 def predict_energies(
     model: MultiFidelityPotential, frames: Sequence[Frame], fidelity: str, *, batch_size: int = 32
@@ -127,7 +124,7 @@ def add_fidelity(
         if value.shape == target.shape:
             state[key] = value.clone()
             continue
-        if key.rsplit(".", 1)[-1] not in PER_FIDELITY_TENSORS or target.shape[1:] != value.shape[1:]:
+        if not model.is_per_fidelity(key) or target.shape[1:] != value.shape[1:]:
             raise ValueError(f"unexpected tensor {key!r} {tuple(value.shape)} -> {tuple(target.shape)}")
         row = value[source : source + 1].clone()
         if key == "element_references":

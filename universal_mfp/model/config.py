@@ -15,6 +15,7 @@ from universal_mfp.fidelity import validate_fidelity_name
 
 MODEL_SCHEMA_VERSION = 1
 SUPPORTED_DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float64": torch.float64}
+FIDELITY_CONDITIONING_MODES: tuple[str, ...] = ("all", "readout")
 
 
 def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
@@ -44,6 +45,11 @@ class ModelConfig:
         radial_mlp_hidden: hidden widths of the radial network that weights the tensor products.
         readout_hidden: width of the hidden layer of the per-atom energy readout.
         avg_num_neighbors: normalisation of the summed messages (set from the training data).
+        fidelity_conditioning: where the fidelity enters. ``"all"`` (SevenNet-MF): every interaction
+            layer's linear layers and the readout have one bias row per fidelity. ``"readout"``: the
+            interaction layers are shared by all fidelities (one bias row) and only the readout is
+            conditioned, so every fidelity sees the same atomic environment features and a fidelity with
+            little data cannot learn its own description of structures it has not seen.
         dtype: default parameter dtype, ``"float32"`` or ``"float64"``.
         schema_version: version of this configuration's layout.
     """
@@ -59,6 +65,7 @@ class ModelConfig:
     radial_mlp_hidden: tuple[int, ...] = (64, 64)
     readout_hidden: int = 16
     avg_num_neighbors: float = 20.0
+    fidelity_conditioning: str = "all"
     dtype: str = "float32"
     schema_version: int = MODEL_SCHEMA_VERSION
 
@@ -86,6 +93,11 @@ class ModelConfig:
         irreps = o3.Irreps(self.hidden_irreps)
         if not any(ir == o3.Irrep("0e") for _, ir in irreps):
             raise ValueError(f"hidden_irreps {self.hidden_irreps!r} needs scalar (0e) channels")
+        if self.fidelity_conditioning not in FIDELITY_CONDITIONING_MODES:
+            raise ValueError(
+                f"unknown fidelity_conditioning {self.fidelity_conditioning!r}; "
+                f"use one of {list(FIDELITY_CONDITIONING_MODES)}"
+            )
         resolve_dtype(self.dtype)
 
     @property

@@ -18,6 +18,9 @@ from universal_mfp.model.radial import RadialEmbedding
 class MultiFidelityPotential(nn.Module):
     """E(3)-equivariant message-passing potential with one-hot fidelity conditioning (SevenNet-MF style).
 
+    With ``config.fidelity_conditioning == "readout"`` the interaction layers are shared (their linear
+    layers have a single bias row, used for every fidelity) and only the readout depends on the fidelity.
+
     The per-atom energy is ``ref[f, Z] + scale[f] * (y(h_i, f) - y_isolated(Z, f))`` where ``y`` is the
     fidelity-conditioned readout of the final node features, ``y_isolated`` the same readout for an atom
     with no neighbours, ``ref`` the per-fidelity element reference energies and ``scale`` a per-fidelity
@@ -44,6 +47,8 @@ class MultiFidelityPotential(nn.Module):
 
         scalars_only = o3.Irreps(f"{num_scalars}x0e")
         irreps = scalars_only
+        self.conditions_interactions = config.fidelity_conditioning == "all"
+        block_fidelities = num_fidelities if self.conditions_interactions else 1
         blocks = []
         for layer in range(config.num_layers):
             target = scalars_only if layer == config.num_layers - 1 else hidden
@@ -54,7 +59,7 @@ class MultiFidelityPotential(nn.Module):
                 config.num_radial_basis,
                 config.radial_mlp_hidden,
                 config.avg_num_neighbors,
-                num_fidelities,
+                block_fidelities,
             )
             blocks.append(block)
             irreps = block.irreps_out
@@ -79,6 +84,15 @@ class MultiFidelityPotential(nn.Module):
     def fidelities(self) -> tuple[str, ...]:
         """Fidelity names in one-hot order."""
         return self.config.fidelities
+
+    def is_per_fidelity(self, name: str) -> bool:
+        """Whether the parameter or buffer ``name`` (a state-dict key) has one row per fidelity."""
+        last = name.rsplit(".", 1)[-1]
+        if last in ("element_references", "energy_scale"):
+            return True
+        if last != "fidelity_bias":
+            return False
+        return self.conditions_interactions or not name.startswith("interactions.")
 
     def set_energy_normalization(self, references: torch.Tensor, scale: torch.Tensor) -> None:
         """Set per-fidelity element references [F, S] (eV) and energy scales [F] (eV)."""
@@ -121,8 +135,9 @@ class MultiFidelityPotential(nn.Module):
         edge_radial = self.radial(lengths)
         edge_harmonics = self.spherical_harmonics(edge_vectors)
         features = self.embedding(species)
+        block_fidelity = node_fidelity if self.conditions_interactions else torch.zeros_like(node_fidelity)
         for block in self.interactions:
-            features = block(features, node_fidelity, edge_index, edge_harmonics, edge_radial, recompute=recompute)
+            features = block(features, block_fidelity, edge_index, edge_harmonics, edge_radial, recompute=recompute)
         hidden = torch.nn.functional.silu(self.readout_hidden(features, node_fidelity))
         return self.readout_out(hidden, node_fidelity).squeeze(-1)
 

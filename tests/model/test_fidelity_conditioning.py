@@ -1,0 +1,54 @@
+"""Where the fidelity enters the network: every layer (SevenNet-MF) or only the readout."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tests.model.helpers import batch_of, rattled_crystal, small_config, small_model
+from universal_mfp.data import keys
+from universal_mfp.model import ModelConfig
+
+
+def _final_features(model, atoms, fidelity: int) -> torch.Tensor:
+    """Node features entering the readout, captured with a forward hook."""
+    captured = []
+    handle = model.interactions[-1].register_forward_hook(lambda _m, _i, out: captured.append(out.detach()))
+    try:
+        model(batch_of([atoms], [fidelity], model.config.cutoff), compute_forces=False)
+    finally:
+        handle.remove()
+    return captured[-1]
+
+
+def test_readout_conditioning_shares_the_interaction_layers():
+    model = small_model(fidelity_conditioning="readout")
+    for name, parameter in model.named_parameters():
+        if name.endswith("fidelity_bias"):
+            rows = 2 if name.startswith("readout") else 1
+            assert parameter.shape[0] == rows, name
+            assert model.is_per_fidelity(name) == (rows == 2), name
+    atoms = rattled_crystal(seed=3)
+    # the same atomic environment features at both fidelities; the energies still differ through the readout
+    assert torch.equal(_final_features(model, atoms, 0), _final_features(model, atoms, 1))
+    model.set_energy_normalization(torch.zeros_like(model.element_references), torch.ones(2))
+    energies = [float(model(batch_of([atoms], [f], model.config.cutoff))[keys.ENERGY][0]) for f in (0, 1)]
+    assert abs(energies[0] - energies[1]) > 1e-4
+
+
+def test_full_conditioning_changes_the_interaction_features():
+    model = small_model()
+    assert model.interactions[0].linear_1.fidelity_bias.shape[0] == 2
+    assert all(model.is_per_fidelity(n) for n, _ in model.named_parameters() if n.endswith("fidelity_bias"))
+    atoms = rattled_crystal(seed=3)
+    assert not torch.allclose(_final_features(model, atoms, 0), _final_features(model, atoms, 1))
+
+
+def test_conditioning_mode_round_trips_and_defaults_for_old_configs():
+    config = small_config(fidelity_conditioning="readout")
+    assert ModelConfig.from_dict(config.to_dict()) == config
+    old = config.to_dict()
+    del old["fidelity_conditioning"]  # configs written before the option existed
+    assert ModelConfig.from_dict(old).fidelity_conditioning == "all"
+    with pytest.raises(ValueError, match="unknown fidelity_conditioning 'hidden'"):
+        small_config(fidelity_conditioning="hidden")
