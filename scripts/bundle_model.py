@@ -1,7 +1,7 @@
 """Bundle a trained checkpoint into the package and register it.
 
-Copies ``<run>/best_model`` to ``universal_mfp/pretrained/<name>/`` with a model card rendered from
-``model_cards/template.md`` (also written to ``model_cards/<name>.md``), adds which elements each
+Copies ``<run>/best_model`` to ``universal_mfp/pretrained/<name>/`` with a model card rendered from the
+packaged card template (also written to ``model_cards/<name>.md``), adds which elements each
 fidelity was trained on to the training summary, and writes the registry entry (sha256 of every file)
 into ``universal_mfp/hub/registry.json``.
 

@@ -19,7 +19,7 @@ def test_template_renders_a_valid_card(checkpoint_dir: Path):
     metadata = load_checkpoint(checkpoint_dir).metadata
     card = render_card(metadata, name="tiny-mf", load_name="owner/tiny-mf")
     front = validate_card(card)
-    assert default_template_path() == CARDS / "template.md"
+    assert default_template_path().is_file() and default_template_path().parent.name == "hub"  # package data
     assert front["license"] == "cc-by-4.0"
     assert front["library_name"] == "universal-mfp"
     results = front["model-index"][0]["results"]
@@ -53,7 +53,8 @@ def test_card_describes_fidelities_and_carries_notes(checkpoint_dir: Path):
 
 
 def test_every_card_in_model_cards_validates():
-    cards = [p for p in CARDS.glob("*.md") if p.name != "template.md"]
+    cards = list(CARDS.glob("*.md"))
+    assert cards
     for path in cards:
         validate_card(path.read_text(encoding="utf-8"))
 

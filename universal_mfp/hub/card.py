@@ -1,4 +1,4 @@
-"""Model cards: render ``model_cards/template.md`` from a checkpoint's ``config.json``, and validate cards.
+"""Model cards: render the card template (``universal_mfp/hub/card_template.md``) from a checkpoint's ``config.json``, and validate cards.
 
 Metrics in ``config.json`` are nested as ``{fidelity: {split: {metric: value}}}`` with values in the units of
 ``METRIC_UNITS`` (meV/atom, meV/Å, GPa). The card carries them twice: as Hugging Face ``model-index`` front
@@ -35,8 +35,8 @@ DEFAULT_SPLIT_ORDER = ("train", "val", "validation", "test")
 
 
 def default_template_path() -> Path:
-    """Path of ``model_cards/template.md`` in the source tree."""
-    return Path(__file__).resolve().parents[2] / "model_cards" / "template.md"
+    """Path of the card template shipped with the package (``universal_mfp/hub/card_template.md``)."""
+    return Path(__file__).resolve().parent / "card_template.md"
 
 
 def metric_rows(metrics: Mapping[str, Any]) -> list[tuple[str, str, str, float]]:
@@ -183,7 +183,7 @@ def render_card(
         name: model name shown in the card.
         load_name: name or Hub id to show in the ``load_model`` example (defaults to ``name``).
         license_id: SPDX-style license id; defaults to ``training["license"]`` or ``DEFAULT_LICENSE``.
-        template_path: card template; defaults to ``model_cards/template.md``.
+        template_path: card template; defaults to the packaged ``card_template.md``.
 
     Raises:
         FileNotFoundError: if the template does not exist.

@@ -100,7 +100,7 @@ def save_checkpoint(
         directory: the checkpoint folder to create.
         training: training-data and run summary (JSON-able), copied into ``config.json``.
         metrics: measured metrics ``{fidelity: {split: {metric: value}}}`` (see ``universal_mfp.hub.card``).
-        card: model card text for ``README.md``; rendered from ``model_cards/template.md`` when omitted.
+        card: model card text for ``README.md``; rendered from the packaged card template when omitted.
         name: model name used in the rendered card (defaults to the folder name).
         overwrite: replace an existing non-empty folder.
 
