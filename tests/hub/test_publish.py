@@ -30,6 +30,7 @@ def test_template_renders_a_valid_card(checkpoint_dir: Path):
     assert "| r2scan | test | 19 | 50.3 | 0.44 |" in card
     assert "| pbe | val | 21.5 | 55 | – |" in card
     assert 'load_model("owner/tiny-mf")' in card
+    assert "| fidelity_conditioning | all |" in card  # where the fidelity enters the network
     for section in ("## Training data", "## Intended use", "## Limitations", "## Citation"):
         assert section in card
     assert "mp-pbe-r2scan-pairs" in card

@@ -1,4 +1,4 @@
-"""Model cards: render the card template (``universal_mfp/hub/card_template.md``) from a checkpoint's ``config.json``, and validate cards.
+"""Model cards: render the packaged template from a checkpoint's ``config.json``, and validate cards.
 
 Metrics in ``config.json`` are nested as ``{fidelity: {split: {metric: value}}}`` with values in the units of
 ``METRIC_UNITS`` (meV/atom, meV/Å, GPa). The card carries them twice: as Hugging Face ``model-index`` front
@@ -162,7 +162,17 @@ def _notes_section(notes: Any) -> str:
 
 
 def _architecture_table(model: Mapping[str, Any]) -> str:
-    keys = ("cutoff", "num_layers", "hidden_irreps", "lmax_edge", "num_radial_basis", "radial_mlp_hidden", "dtype")
+    keys = (
+        "cutoff",
+        "num_layers",
+        "hidden_irreps",
+        "lmax_edge",
+        "num_radial_basis",
+        "radial_mlp_hidden",
+        "readout_hidden",
+        "fidelity_conditioning",
+        "dtype",
+    )
     lines = ["| Setting | Value |", "|---|---|"]
     lines += [f"| {key} | {model[key]} |" for key in keys if key in model]
     return "\n".join(lines)
