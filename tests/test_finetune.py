@@ -116,16 +116,22 @@ def test_row_split_freezes_rows_and_folds_back(base_dir):
     assert isinstance(model.element_references, torch.nn.Parameter)
 
 
-def test_slots_and_freezing_with_readout_only_conditioning():
-    """Shared interaction layers (one bias row) stay one row when a fidelity is added, and are shared weights."""
-    model = small_model(fidelity_conditioning="readout")
+@pytest.mark.parametrize(
+    ("conditioning", "own_tensor", "shared"),
+    [
+        ("readout", "readout_out.fidelity_bias", "interactions.0.linear_1.fidelity_bias"),
+        ("linear_delta", "fidelity_delta", "readout_out.fidelity_bias"),
+    ],
+)
+def test_slots_and_freezing_with_shared_layers(conditioning, own_tensor, shared):
+    """Shared layers (one bias row) stay one row when a fidelity is added, and train as shared weights."""
+    model = small_model(fidelity_conditioning=conditioning)
     crystal = rattled_crystal(seed=2)
     frames = [as_frame(crystal, fidelity=f) for f in ("pbe", "r2scan")]
     grown = add_fidelity(model, NEW, init_from="r2scan")
-    shared = "interactions.0.linear_1.fidelity_bias"
     assert grown.state_dict()[shared].shape == model.state_dict()[shared].shape
-    assert model.state_dict()[shared].shape[0] == 1
-    assert grown.readout_out.fidelity_bias.shape[0] == 3
+    assert model.state_dict()[shared].shape[0] == 1 and not grown.is_per_fidelity(shared)
+    assert grown.state_dict()[own_tensor].shape[0] == 3 and grown.is_per_fidelity(own_tensor)
     for fidelity in ("pbe", "r2scan"):
         for before, after in zip(_predict(model, frames, fidelity), _predict(grown, frames, fidelity), strict=True):
             assert torch.equal(before, after)
@@ -133,16 +139,17 @@ def test_slots_and_freezing_with_readout_only_conditioning():
         assert torch.equal(new, old)
 
     before = {k: v.clone() for k, v in grown.state_dict().items()}
+    per_fidelity = [n for n, _ in grown.named_parameters() if grown.is_per_fidelity(n)]
     with trainable_parameters(grown, "readout", [NEW]) as params:
         assert all(p.shape[0] == 1 for p in params)
-        assert len(params) == 3  # the new fidelity's row of the two readout biases and of the references
+        assert len(params) == len(per_fidelity)  # the new fidelity's row of each per-fidelity tensor
         with torch.no_grad():
             for p in params:
                 p.add_(1.0)
     after = grown.state_dict()
     assert torch.equal(after[shared], before[shared])
-    assert torch.equal(after["readout_out.fidelity_bias"][:2], before["readout_out.fidelity_bias"][:2])
-    assert torch.equal(after["readout_out.fidelity_bias"][2], before["readout_out.fidelity_bias"][2] + 1.0)
+    assert torch.equal(after[own_tensor][:2], before[own_tensor][:2])
+    assert torch.equal(after[own_tensor][2], before[own_tensor][2] + 1.0)
     with trainable_parameters(grown, "all-but-embedding", [NEW]) as params:
         assert any(p is grown.get_parameter(shared) for p in params)  # a shared weight, trained whole
 

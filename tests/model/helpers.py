@@ -13,14 +13,16 @@ from universal_mfp.model import ModelConfig, build_model
 ELEMENTS = (1, 3, 6, 8, 14, 26)
 FIDELITIES = ("pbe", "r2scan")
 
-# Two architectures: the default family (even 0e/1o/2e features, fidelity in every layer) and one with
-# odd-parity channels, higher-degree edge harmonics and the fidelity only in the readout, so the physics
-# contracts are checked on more than one variant.
+# Three architectures: the default family (even 0e/1o/2e features, fidelity in every layer), one with
+# odd-parity channels, higher-degree edge harmonics and the fidelity only in the readout, and a small one
+# with a shared network plus a per-fidelity linear readout correction, so the physics contracts are
+# checked on every way the fidelity can enter.
 VARIANTS = {
     "even": dict(num_layers=2, hidden_irreps="16x0e+8x1o+4x2e", lmax_edge=2),
     "mixed_parity": dict(
         num_layers=3, hidden_irreps="8x0e+2x0o+4x1o+4x1e+2x2e", lmax_edge=3, fidelity_conditioning="readout"
     ),
+    "linear_delta": dict(num_layers=2, hidden_irreps="8x0e+4x1o", lmax_edge=1, fidelity_conditioning="linear_delta"),
 }
 
 
@@ -44,6 +46,10 @@ def small_model(variant: str = "even", dtype: str = "float64", seed: int = 0, **
     num_fidelities = len(model.fidelities)
     refs = torch.linspace(-3.0, -1.0, len(ELEMENTS) * num_fidelities).reshape(num_fidelities, len(ELEMENTS))
     model.set_energy_normalization(refs, torch.linspace(0.7, 1.3, num_fidelities))
+    if model.fidelity_delta is not None:  # zero at initialisation: make the fidelities differ
+        generator = torch.Generator().manual_seed(seed + 7)
+        with torch.no_grad():
+            model.fidelity_delta.copy_(0.3 * torch.randn(model.fidelity_delta.shape, generator=generator))
     model.eval()
     return model
 

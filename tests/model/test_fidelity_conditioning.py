@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from ase import Atoms
 
 from tests.model.helpers import batch_of, rattled_crystal, small_config, small_model
 from universal_mfp.data import keys
@@ -42,6 +43,29 @@ def test_full_conditioning_changes_the_interaction_features():
     assert all(model.is_per_fidelity(n) for n, _ in model.named_parameters() if n.endswith("fidelity_bias"))
     atoms = rattled_crystal(seed=3)
     assert not torch.allclose(_final_features(model, atoms, 0), _final_features(model, atoms, 1))
+
+
+def test_linear_delta_shares_the_network_and_adds_a_linear_correction():
+    model = small_model(fidelity_conditioning="linear_delta")
+    with torch.no_grad():
+        model.fidelity_delta.zero_()
+    biases = [n for n, _ in model.named_parameters() if n.endswith("fidelity_bias")]
+    assert biases and all(model.get_parameter(n).shape[0] == 1 and not model.is_per_fidelity(n) for n in biases)
+    assert model.fidelity_delta.shape == (2, 16) and model.is_per_fidelity("fidelity_delta")
+    atoms = rattled_crystal(seed=4)
+    model.set_energy_normalization(torch.zeros_like(model.element_references), torch.ones(2))
+    batches = [batch_of([atoms], [f], model.config.cutoff) for f in (0, 1)]
+    # zero at initialisation: the fidelities agree exactly
+    out = [model(b) for b in batches]
+    assert torch.equal(out[0][keys.ENERGY], out[1][keys.ENERGY]) and torch.equal(out[0][keys.FORCES], out[1][keys.FORCES])
+    with torch.no_grad():
+        model.fidelity_delta[1] = torch.linspace(-0.2, 0.2, 16, dtype=model.dtype)
+    features = _final_features(model, atoms, 1)
+    energy_1 = float(model(batches[1])[keys.ENERGY][0])
+    # E_1 - E_0 = sum_i w_1 . (h_i - h_isolated(Z_i)); the isolated part is the delta of a lone atom's features
+    lone = torch.stack([_final_features(model, Atoms(numbers=[z], pbc=False), 1)[0] for z in atoms.numbers])
+    expected = float(((features - lone) * model.fidelity_delta[1]).sum())
+    assert energy_1 - float(out[0][keys.ENERGY][0]) == pytest.approx(expected, abs=1e-9)
 
 
 def test_conditioning_mode_round_trips_and_defaults_for_old_configs():

@@ -20,6 +20,8 @@ class MultiFidelityPotential(nn.Module):
 
     With ``config.fidelity_conditioning == "readout"`` the interaction layers are shared (their linear
     layers have a single bias row, used for every fidelity) and only the readout depends on the fidelity.
+    With ``"linear_delta"`` the readout is shared too and each fidelity adds ``fidelity_delta[f] · h`` (zero
+    at initialisation) to it, ``h`` being the final scalar node features.
 
     The per-atom energy is ``ref[f, Z] + scale[f] * (y(h_i, f) - y_isolated(Z, f))`` where ``y`` is the
     fidelity-conditioned readout of the final node features, ``y_isolated`` the same readout for an atom
@@ -64,8 +66,13 @@ class MultiFidelityPotential(nn.Module):
             blocks.append(block)
             irreps = block.irreps_out
         self.interactions = nn.ModuleList(blocks)
-        self.readout_hidden = FidelityLinear(irreps, f"{config.readout_hidden}x0e", num_fidelities)
-        self.readout_out = FidelityLinear(f"{config.readout_hidden}x0e", "1x0e", num_fidelities)
+        self.conditions_readout = config.fidelity_conditioning != "linear_delta"
+        readout_fidelities = num_fidelities if self.conditions_readout else 1
+        self.readout_hidden = FidelityLinear(irreps, f"{config.readout_hidden}x0e", readout_fidelities)
+        self.readout_out = FidelityLinear(f"{config.readout_hidden}x0e", "1x0e", readout_fidelities)
+        # per-fidelity linear correction of the readout (``linear_delta`` only): [F, final scalar features]
+        delta = None if self.conditions_readout else nn.Parameter(torch.zeros(num_fidelities, irreps.dim))
+        self.register_parameter("fidelity_delta", delta)
 
         # Per-fidelity element reference energies: the energy of each isolated atom at each fidelity. They are
         # initialised by a least-squares fit (see training/statistics.py) and trained with the rest.
@@ -88,11 +95,13 @@ class MultiFidelityPotential(nn.Module):
     def is_per_fidelity(self, name: str) -> bool:
         """Whether the parameter or buffer ``name`` (a state-dict key) has one row per fidelity."""
         last = name.rsplit(".", 1)[-1]
-        if last in ("element_references", "energy_scale"):
+        if last in ("element_references", "energy_scale", "fidelity_delta"):
             return True
         if last != "fidelity_bias":
             return False
-        return self.conditions_interactions or not name.startswith("interactions.")
+        if name.startswith("interactions."):
+            return self.conditions_interactions
+        return self.conditions_readout
 
     def set_energy_normalization(self, references: torch.Tensor, scale: torch.Tensor) -> None:
         """Set per-fidelity element references [F, S] (eV) and energy scales [F] (eV)."""
@@ -138,8 +147,12 @@ class MultiFidelityPotential(nn.Module):
         block_fidelity = node_fidelity if self.conditions_interactions else torch.zeros_like(node_fidelity)
         for block in self.interactions:
             features = block(features, block_fidelity, edge_index, edge_harmonics, edge_radial, recompute=recompute)
-        hidden = torch.nn.functional.silu(self.readout_hidden(features, node_fidelity))
-        return self.readout_out(hidden, node_fidelity).squeeze(-1)
+        readout_fidelity = node_fidelity if self.conditions_readout else block_fidelity
+        hidden = torch.nn.functional.silu(self.readout_hidden(features, readout_fidelity))
+        y = self.readout_out(hidden, readout_fidelity).squeeze(-1)
+        if self.fidelity_delta is not None:
+            y = y + (self.fidelity_delta[node_fidelity] * features).sum(-1)
+        return y
 
     def _isolated_readout(self, species: torch.Tensor, node_fidelity: torch.Tensor) -> torch.Tensor:
         """Readout of each atom as if it had no neighbours, computed once per (fidelity, species) pair."""
