@@ -3,11 +3,12 @@
 The data has no r2SCAN compound with a structure to train on. ``raw/rxnnet`` lists MP's r2SCAN total energies
 and formation enthalpies (per atom, no structures) for about 1,200 materials by mp-id. Four of them (Li2O,
 Li2O2, Fe2O3, Fe3O4) are among the MP GGA/GGA+U entries of ``frames/mp_LiFeO_entries.extxyz``, whose
-structures are MP's GGA(+U)-relaxed ones. This script predicts, at each fidelity, their energy per atom and
-their formation energy against the model's own energies of the elemental ground states of the MatPES files
-(the same structures the DFT references use: bcc Li mp-51, bcc Fe mp-13, O2 mp-611836 at r2SCAN) and compares
-them with MP's r2SCAN values. MP's r2SCAN and MatPES' r2SCAN agree on these elements: MP's formation
-enthalpies are reproduced from MP's compound energies and the MatPES elemental energies to within 2 meV/atom.
+structures are MP's GGA(+U)-relaxed ones. This script screens them with ``universal_mfp.hull.screen_structures``
+at each MatPES fidelity against the bundled MatPES elemental ground states only (the structures the DFT
+references use: bcc Li mp-51, bcc Fe mp-13, O2 mp-611836 at r2SCAN), and compares the model's energies and
+formation energies per atom with MP's r2SCAN values. MP's r2SCAN and MatPES' r2SCAN agree on these
+elements: MP's formation enthalpies follow from MP's compound energies and the MatPES elemental energies to
+within 3 meV/atom (``tests/hull/test_r2scan_formation_reference.py``).
 
 The GGA(+U) geometry is not the r2SCAN one; near a minimum that costs a few meV/atom, small next to the errors
 measured here. The r2SCAN energies are MP's, not a label any model here was trained on.
@@ -22,18 +23,17 @@ import csv
 import gzip
 import json
 import re
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
 from universal_mfp.data.frame import Frame
 from universal_mfp.data.readers import read_extxyz
-from universal_mfp.finetuning import predict_energies
+from universal_mfp.hull import screen_structures
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
-ELEMENT_FILES = {"r2scan": "matpes_element_refs_r2SCAN.extxyz", "pbe_matpes": "matpes_element_refs_PBE.extxyz"}
+FIDELITIES = ("r2scan", "pbe_matpes")  # the MatPES setups, whose elemental ground states are bundled
 
 
 def read_mp_r2scan(path: Path) -> dict[str, dict[str, float]]:
@@ -47,41 +47,13 @@ def read_mp_r2scan(path: Path) -> dict[str, dict[str, float]]:
 
 
 def compounds_with_structures(entries: list[Frame], table: dict[str, dict[str, float]]) -> list[Frame]:
-    """The entries (one per mp-id) whose mp-id has an MP r2SCAN energy."""
+    """The entries (one per mp-id) whose mp-id has an MP r2SCAN energy; ``info["id"]`` is the mp-id."""
     found = {}
     for frame in entries:
         match = re.match(r"(mp-\d+)", str(frame.info.get("entry_id", "")))
         if match and match.group(1) in table and match.group(1) not in found:
-            found[match.group(1)] = frame.replace(info={**frame.info, "mp_id": match.group(1)})
+            found[match.group(1)] = frame.replace(info={**frame.info, "id": match.group(1)})
     return list(found.values())
-
-
-def elemental_ground_states(path: Path, elements: set[str]) -> dict[str, Frame]:
-    """The MatPES elemental reference structure of each element."""
-    out = {}
-    for frame in read_extxyz(path):
-        symbols = set(frame.symbols)
-        if len(symbols) == 1 and (symbol := symbols.pop()) in elements:
-            out[symbol] = frame
-    missing = sorted(elements - set(out))
-    if missing:
-        raise ValueError(f"{path.name} has no elemental reference for {missing}")
-    return out
-
-
-def formation_energies(model, compounds: list[Frame], elements: dict[str, Frame], fidelity: str) -> np.ndarray:
-    """Formation energy per atom (eV/atom) of each compound from the model's energies at ``fidelity``."""
-    symbols = sorted(elements)
-    per_atom = predict_energies(model, [elements[s] for s in symbols], fidelity) / [
-        elements[s].num_atoms for s in symbols
-    ]
-    mu = dict(zip(symbols, per_atom, strict=True))
-    energies = predict_energies(model, compounds, fidelity)
-    out = []
-    for frame, energy in zip(compounds, energies, strict=True):
-        counts = Counter(frame.symbols)
-        out.append((energy - sum(n * mu[s] for s, n in counts.items())) / frame.num_atoms)
-    return np.array(out)
 
 
 def main() -> None:
@@ -96,30 +68,28 @@ def main() -> None:
     model = resolve_model(args.model)
     table = read_mp_r2scan(args.data / "raw" / "rxnnet" / "rxnnet_mp_gga_r2scan_energies.csv.gz")
     compounds = compounds_with_structures(read_extxyz(args.data / "frames" / "mp_LiFeO_entries.extxyz"), table)
-    elements = {s for f in compounds for s in f.symbols}
-    dft_formation = np.array([table[f.info["mp_id"]]["formation"] for f in compounds])
-    dft_energy = np.array([table[f.info["mp_id"]]["energy"] for f in compounds])
-    record: dict[str, object] = {"model": args.model, "compounds": [f.info["mp_id"] for f in compounds]}
-    print(f"{'mp-id':<10s} {'formula':<8s} {'r2SCAN Hf':>9s}" + "".join(f" {f:>10s}" for f in ELEMENT_FILES))
-    results = {}
-    for fidelity, name in ELEMENT_FILES.items():
-        if fidelity not in model.fidelities:
-            continue
-        refs = elemental_ground_states(args.data / "frames" / name, elements)
-        results[fidelity] = formation_energies(model, compounds, refs, fidelity)
+    ids = [str(f.info["id"]) for f in compounds]
+    dft_formation = np.array([table[i]["formation"] for i in ids])
+    dft_energy = np.array([table[i]["energy"] for i in ids])
+    rows = {}
+    for fidelity in (f for f in FIDELITIES if f in model.fidelities):
+        result = screen_structures(model, compounds, fidelity=fidelity, candidates_compete=False)
+        rows[fidelity] = {row.id: row for row in result.rows}
+    record: dict[str, object] = {"model": args.model, "compounds": ids, "dft_formation": dft_formation.tolist()}
+    print(f"{'mp-id':<10s} {'formula':<8s} {'r2SCAN Hf':>9s}" + "".join(f" {f:>10s}" for f in rows))
     for k, frame in enumerate(compounds):
-        row = "".join(f" {results[f][k]:10.3f}" for f in results)
-        print(f"{frame.info['mp_id']:<10s} {frame.formula:<8s} {dft_formation[k]:9.3f}{row}")
-    for fidelity, predicted in results.items():
-        mae = float(np.mean(np.abs(predicted - dft_formation)))
+        predicted = "".join(f" {rows[f][ids[k]].formation_energy_per_atom:10.3f}" for f in rows)
+        print(f"{ids[k]:<10s} {frame.formula:<8s} {dft_formation[k]:9.3f}{predicted}")
+    for fidelity, by_id in rows.items():
+        formation = np.array([by_id[i].formation_energy_per_atom for i in ids])
+        mae = float(np.mean(np.abs(formation - dft_formation)))
         print(f"{fidelity}: formation energy MAE vs MP r2SCAN {1000 * mae:.0f} meV/atom")
-        record[fidelity] = {"formation": predicted.tolist(), "formation_mae": mae}
-    if "r2scan" in model.fidelities:
-        energy = predict_energies(model, compounds, "r2scan") / [f.num_atoms for f in compounds]
+        record[fidelity] = {"formation": formation.tolist(), "formation_mae": mae}
+    if "r2scan" in rows:
+        energy = np.array([rows["r2scan"][i].energy_per_atom for i in ids])
         mae = float(np.mean(np.abs(energy - dft_energy)))
         print(f"r2scan: total energy MAE vs MP r2SCAN {1000 * mae:.0f} meV/atom")
         record["r2scan_energy_mae"] = mae
-    record["dft_formation"] = dft_formation.tolist()
     if args.output is not None:
         args.output.write_text(json.dumps(record, indent=1))
 

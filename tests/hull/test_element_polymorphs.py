@@ -1,23 +1,14 @@
 """DFT side of benchmarks/element_polymorphs_hull.py on the real MP elemental polymorphs."""
 
-import importlib.util
 from collections import defaultdict
-from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "element_polymorphs_hull.py"
-
-
-def _load_script():
-    spec = importlib.util.spec_from_file_location("element_polymorphs_hull", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.hull.benchmark_scripts import load_benchmark
 
 
 def test_dft_hull_of_element_polymorphs(shared_data):
-    script = _load_script()
+    script = load_benchmark("element_polymorphs_hull")
     frames = script.read_polymorphs(shared_data / "frames" / "mp_pbe_element_polymorphs.extxyz")
     assert len(frames) == 789
     hull = script.dft_e_above_hull(frames)
