@@ -90,8 +90,9 @@ def test_readme_main_job(tmp_path, capsys):
 
 
 def test_r2scan_screen_what_it_gets_right(tmp_path):
-    """At r2scan the model orders Fe and Al correctly and binds MgO and SiC near r2SCAN's values
-    (about -2.9 and -0.3 eV/atom); its Si ordering is wrong (see the model card), so it is not asserted."""
+    """At r2scan the model orders Fe and Al correctly and binds MgO and SiC near MP's r2SCAN values
+    (-3.00 and -0.30 eV/atom, ``raw/rxnnet``); its Si ordering is wrong (see the model card), so it is not
+    asserted."""
     hull, formation = _screen(tmp_path, "r2scan")
     assert hull["Fe-bcc"] < hull["Fe-fcc"] and hull["Al-fcc"] < hull["Al-bcc"]
     assert -3.2 < formation["MgO-rocksalt"] < -2.3
