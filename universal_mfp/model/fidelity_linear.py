@@ -16,7 +16,11 @@ from torch import nn
 
 
 class FidelityLinear(nn.Module):
-    """``o3.Linear`` plus a per-fidelity vector added to the scalar (0e) output channels."""
+    """``o3.Linear`` plus a per-fidelity vector added to the scalar (0e) output channels.
+
+    Built with ``num_fidelities=1`` it is shared by all fidelities: its one bias row is added to every node
+    whatever the node's fidelity.
+    """
 
     def __init__(self, irreps_in: o3.Irreps | str, irreps_out: o3.Irreps | str, num_fidelities: int) -> None:
         super().__init__()
@@ -37,4 +41,6 @@ class FidelityLinear(nn.Module):
         out = self.linear(features)
         if self.scalar_channels.numel() == 0:
             return out
-        return out.index_add(1, self.scalar_channels, self.fidelity_bias[node_fidelity])
+        rows = self.fidelity_bias
+        bias = rows.expand(out.shape[0], -1) if rows.shape[0] == 1 else rows[node_fidelity]
+        return out.index_add(1, self.scalar_channels, bias)

@@ -144,12 +144,10 @@ class MultiFidelityPotential(nn.Module):
         edge_radial = self.radial(lengths)
         edge_harmonics = self.spherical_harmonics(edge_vectors)
         features = self.embedding(species)
-        block_fidelity = node_fidelity if self.conditions_interactions else torch.zeros_like(node_fidelity)
-        for block in self.interactions:
-            features = block(features, block_fidelity, edge_index, edge_harmonics, edge_radial, recompute=recompute)
-        readout_fidelity = node_fidelity if self.conditions_readout else block_fidelity
-        hidden = torch.nn.functional.silu(self.readout_hidden(features, readout_fidelity))
-        y = self.readout_out(hidden, readout_fidelity).squeeze(-1)
+        for block in self.interactions:  # shared layers (one bias row) ignore the fidelity
+            features = block(features, node_fidelity, edge_index, edge_harmonics, edge_radial, recompute=recompute)
+        hidden = torch.nn.functional.silu(self.readout_hidden(features, node_fidelity))
+        y = self.readout_out(hidden, node_fidelity).squeeze(-1)
         if self.fidelity_delta is not None:
             y = y + (self.fidelity_delta[node_fidelity] * features).sum(-1)
         return y
