@@ -80,17 +80,17 @@ def read_frames(
     functional labels of extxyz frames.
     """
     path = Path(path)
-    if path.is_dir() or path.suffix == ".parquet":
-        if path.is_dir():
-            shards = sorted(path.glob("*.parquet"))
-            if not shards:
-                raise FileNotFoundError(f"{path}: no *.parquet shards in this folder")
-        else:
-            shards = [path]
-        frames = [frame for shard in shards for frame in read_shard(shard)]
-        if fidelity is not None:
-            frames = [f.replace(fidelity=validate_fidelity_name(fidelity)) for f in frames]
-        return frames
-    if path.suffix in (".extxyz", ".xyz"):
+    if path.suffix in (".extxyz", ".xyz") and not path.is_dir():
         return read_extxyz(path, fidelity=fidelity, fidelity_map=fidelity_map)
-    raise ValueError(f"{path}: unsupported dataset format {path.suffix!r} (use .extxyz, .xyz or .parquet)")
+    if path.is_dir():
+        shards = sorted(path.glob("*.parquet"))
+        if not shards:
+            raise FileNotFoundError(f"{path}: no *.parquet shards in this folder")
+    elif path.suffix == ".parquet":
+        shards = [path]
+    else:
+        raise ValueError(f"{path}: unsupported dataset format {path.suffix!r} (use .extxyz, .xyz or .parquet)")
+    frames = [frame for shard in shards for frame in read_shard(shard)]
+    if fidelity is not None:
+        frames = [f.replace(fidelity=validate_fidelity_name(fidelity)) for f in frames]
+    return frames

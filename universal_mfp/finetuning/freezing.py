@@ -2,10 +2,10 @@
 
 Modes:
 
-- ``readout``: only the fine-tuned fidelity's own parameters: its row of every per-fidelity
-  ``fidelity_bias`` (the one-hot weights of the readout's linear layers, and of the interaction blocks'
-  when the model conditions them) and its row of ``element_references``. Every shared weight and every
-  other fidelity's row is frozen, so the other fidelities' predictions stay bit-identical.
+- ``readout``: only the fine-tuned fidelity's own parameters: its row of every per-fidelity tensor
+  (``MultiFidelityPotential.is_per_fidelity``: the ``fidelity_bias`` of the fidelity-conditioned linear
+  layers, ``fidelity_delta``, ``element_references``). Every shared weight and every other fidelity's row
+  is frozen, so the other fidelities' predictions stay bit-identical.
 - ``all-but-embedding``: every shared weight except the species embedding, plus the rows of the
   fine-tuned fidelity and of the fidelities present in the replay data.
 - ``all``: the same with the embedding.

@@ -1,10 +1,10 @@
 """A new fidelity slot: one more one-hot row in every fidelity-conditioned tensor, initialised from an old one.
 
-The per-fidelity tensors of ``MultiFidelityPotential`` are ``fidelity_bias`` [F, C] of every
-fidelity-conditioned ``FidelityLinear`` (the readout, and the interaction blocks unless the model conditions
-only its readout), ``element_references`` [F, S] and the ``energy_scale`` buffer [F]
-(``MultiFidelityPotential.is_per_fidelity``). A new fidelity is appended as row ``F``, a copy of the row of the fidelity
-it starts from, so the old fidelities keep their indices and their predictions do not change at all.
+The per-fidelity tensors of ``MultiFidelityPotential`` (``is_per_fidelity``) are ``fidelity_bias`` [F, C]
+of every fidelity-conditioned ``FidelityLinear`` (which layers depends on ``fidelity_conditioning``),
+``fidelity_delta`` [F, H] of a ``linear_delta`` model, ``element_references`` [F, S] and the
+``energy_scale`` buffer [F]. A new fidelity is appended as row ``F``, a copy of the row of the fidelity it
+starts from, so the old fidelities keep their indices and their predictions do not change at all.
 
 Element references of the new fidelity are refitted on its data by least squares on what the
 starting fidelity gets wrong: ``E_new - E_init(x) ≈ Σ_Z n_Z δ_Z`` and ``ref_new[Z] = ref_init[Z] + δ_Z``.
