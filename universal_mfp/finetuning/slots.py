@@ -30,6 +30,7 @@ from universal_mfp.training.statistics import composition_matrix
 
 logger = logging.getLogger(__name__)
 
+
 def predict_energies(
     model: MultiFidelityPotential, frames: Sequence[Frame], fidelity: str, *, batch_size: int = 32
 ) -> np.ndarray:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from collections.abc import Sequence
 
-from pymatgen.core import Composition, Structure
+from pymatgen.core import Composition, Element, Structure
 from pymatgen.entries.computed_entries import ComputedStructureEntry
 
 from universal_mfp.data.frame import Frame
@@ -28,10 +29,22 @@ def _compatibility() -> object:
     return MaterialsProject2020Compatibility(check_potcar=False)
 
 
+def electronegativity(symbol: str) -> float:
+    """Pauling electronegativity, ``-1`` for elements without one (noble gases), as MP's U rule ranks them."""
+    with warnings.catch_warnings():  # pymatgen warns for elements without a Pauling value
+        warnings.simplefilter("ignore", UserWarning)
+        value = Element(symbol).X
+    return value if not math.isnan(value) else -1.0
+
+
+def most_electronegative(composition: Composition) -> str:
+    """The symbol of the most electronegative element of ``composition``."""
+    return max((el.symbol for el in composition.elements), key=electronegativity)
+
+
 def mp_hubbards(composition: Composition, u_settings: dict) -> dict[str, float]:
     """U values MP would use for ``composition`` (empty for a plain GGA run)."""
-    most_electronegative = max(composition.elements, key=lambda el: el.X if not math.isnan(el.X) else -1).symbol
-    settings = u_settings.get(most_electronegative, {})
+    settings = u_settings.get(most_electronegative(composition), {})
     return {el.symbol: float(settings[el.symbol]) for el in composition.elements if settings.get(el.symbol, 0)}
 
 

@@ -140,12 +140,29 @@ class MultiFidelityPotential(nn.Module):
         recompute: bool = False,
     ) -> torch.Tensor:
         """Per-atom readout ``y`` [N] of the final node features (``recompute``: see ``InteractionBlock``)."""
+        features = self._features(species, node_fidelity, edge_index, edge_vectors, recompute=recompute)
+        return self._head(features, node_fidelity)
+
+    def _features(
+        self,
+        species: torch.Tensor,
+        node_fidelity: torch.Tensor,
+        edge_index: torch.Tensor,
+        edge_vectors: torch.Tensor,
+        *,
+        recompute: bool = False,
+    ) -> torch.Tensor:
+        """Final node features [N, scalars] after the interaction layers."""
         lengths = torch.linalg.vector_norm(edge_vectors, dim=1)
         edge_radial = self.radial(lengths)
         edge_harmonics = self.spherical_harmonics(edge_vectors)
         features = self.embedding(species)
         for block in self.interactions:  # shared layers (one bias row) ignore the fidelity
             features = block(features, node_fidelity, edge_index, edge_harmonics, edge_radial, recompute=recompute)
+        return features
+
+    def _head(self, features: torch.Tensor, node_fidelity: torch.Tensor) -> torch.Tensor:
+        """The fidelity-conditioned readout ``y`` [N] of final node features."""
         hidden = torch.nn.functional.silu(self.readout_hidden(features, node_fidelity))
         y = self.readout_out(hidden, node_fidelity).squeeze(-1)
         if self.fidelity_delta is not None:
@@ -175,6 +192,36 @@ class MultiFidelityPotential(nn.Module):
         empty_edges = torch.zeros(2, 0, dtype=torch.long, device=pairs.device)
         empty_vectors = torch.zeros(0, 3, dtype=self.dtype, device=pairs.device)
         return self._readout(pairs % num_species, pairs // num_species, empty_edges, empty_vectors)
+
+    def energy_with_frozen_features(self, batch: dict[str, torch.Tensor], fidelity: int) -> torch.Tensor:
+        """Energy [B] (float64, eV) of each structure at fidelity index ``fidelity``, features without gradient.
+
+        The structure's node features are computed without gradient, so the interaction layers learn nothing
+        from its neighbourhoods; the readout, the element references and the isolated-atom offset ``y_isolated``
+        (the layers' response to a lone atom of each element, no edges) keep theirs.
+
+        Used by the cross-fidelity prior in training (``training.fidelity_prior``), which shapes a fidelity's
+        readout where that fidelity has no labels. No forces or stress.
+        """
+        if not 0 <= fidelity < len(self.config.fidelities):
+            raise ValueError(f"fidelity index {fidelity} out of range; this model's are {list(self.config.fidelities)}")
+        batch_index = batch[keys.BATCH]
+        species = self.species(batch[keys.ATOMIC_NUMBERS])
+        node_fidelity = torch.full_like(batch_index, fidelity)
+        edge_index = batch[keys.EDGE_INDEX]
+        positions = batch[keys.POSITIONS].to(self.dtype)
+        cell = batch[keys.CELL].to(self.dtype)
+        centre, neighbour = edge_index[0], edge_index[1]
+        offsets = (batch[keys.EDGE_SHIFTS].to(self.dtype).unsqueeze(-1) * cell[batch_index[centre]]).sum(1)
+        edge_vectors = positions[neighbour] - positions[centre] + offsets
+        with torch.no_grad():
+            features = self._features(species, node_fidelity, edge_index, edge_vectors, recompute=True)
+        y = self._head(features, node_fidelity)
+        atomic = self.element_references[node_fidelity, species] + self.energy_scale[node_fidelity] * (
+            y - self._isolated_readout(species, node_fidelity)
+        )
+        energy = torch.zeros(batch[keys.FIDELITY].shape[0], dtype=torch.float64, device=atomic.device)
+        return energy.index_add(0, batch_index, atomic.to(torch.float64))
 
     def forward(
         self,

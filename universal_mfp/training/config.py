@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 from ase.data import chemical_symbols
 
+from universal_mfp.training.fidelity_prior import FidelityPriorSpec
 from universal_mfp.training.isolated_atoms import IsolatedAtomSource
 from universal_mfp.training.loss import LossWeights
 from universal_mfp.training.trainer import TrainerSettings
@@ -63,6 +64,7 @@ class RunConfig:
     model: Mapping[str, Any]
     training: TrainerSettings
     seed: int = 0
+    fidelity_prior: FidelityPriorSpec | None = None
 
 
 def _atomic_number(value: int | str) -> int:
@@ -133,6 +135,7 @@ def parse_run_config(raw: Mapping[str, Any], *, base_dir: Path) -> RunConfig:
         isolated[str(fidelity)] = IsolatedAtomSource(**spec)
     seed = int(raw.get("seed", 0))
     training = dict(raw.get("training") or {})
+    prior = _fidelity_prior(training.pop("fidelity_prior", None), base_dir)
     allowed = {f.name for f in dataclasses.fields(TrainerSettings)}
     _check_keys("training", training, allowed)
     weights = training.pop("weights", None)
@@ -159,7 +162,25 @@ def parse_run_config(raw: Mapping[str, Any], *, base_dir: Path) -> RunConfig:
         model=model,
         training=TrainerSettings(**training),
         seed=seed,
+        fidelity_prior=prior,
     )
+
+
+def _fidelity_prior(given: Any, base_dir: Path) -> FidelityPriorSpec | None:
+    if given is None:
+        return None
+    if not isinstance(given, Mapping):
+        raise ValueError("training.fidelity_prior must be a mapping")
+    spec = dict(given)
+    _check_keys("training.fidelity_prior", spec, {f.name for f in dataclasses.fields(FidelityPriorSpec)})
+    if "table" not in spec:
+        raise ValueError("training.fidelity_prior needs 'table' (the paired GGA/r2SCAN energy table)")
+    spec["table"] = _expand(str(spec["table"]), base_dir)
+    if spec.get("target_element_energies") is not None:
+        spec["target_element_energies"] = _expand(str(spec["target_element_energies"]), base_dir)
+    spec["exclude"] = tuple(str(i) for i in spec.get("exclude") or ())
+    spec["weight"] = float(spec.get("weight", 1.0))
+    return FidelityPriorSpec(**spec)
 
 
 def load_run_config(path: str | Path) -> RunConfig:

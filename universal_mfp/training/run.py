@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -21,12 +22,15 @@ from universal_mfp.training.config import RunConfig
 from universal_mfp.training.dataset import GraphDataset
 from universal_mfp.training.distributed import DistributedContext, init_distributed
 from universal_mfp.training.evaluation import error_metrics, evaluate_errors
+from universal_mfp.training.fidelity_prior import build_fidelity_prior
 from universal_mfp.training.isolated_atoms import isolated_atom_energies
 from universal_mfp.training.splits import split_by_group
 from universal_mfp.training.statistics import average_num_neighbors, energy_scales, fit_element_references
 from universal_mfp.training.trainer import BEST_DIR, Trainer, TrainerSettings
 
 logger = logging.getLogger(__name__)
+
+PRIOR_SHIFT_FILE = "fidelity_prior_shift.json"  # the fitted composition shift, in the run's output folder
 
 
 @dataclass
@@ -144,6 +148,13 @@ def train_from_config(
     if (train_repeats > 1).any():
         summary["train_samples_per_epoch"] = int(train_repeats.sum())
         summary["source_repeats"] = {str(s.path.name): s.repeat for s in config.data.sources if s.repeat > 1}
+    prior = None
+    if config.fidelity_prior is not None:
+        prior, shift = build_fidelity_prior(config.fidelity_prior, model)
+        summary["fidelity_prior"] = {**config.fidelity_prior.to_dict(), "fit": dict(shift.fit)}
+        if context.is_main:
+            config.output_dir.mkdir(parents=True, exist_ok=True)
+            (config.output_dir / PRIOR_SHIFT_FILE).write_text(json.dumps(shift.to_dict(), indent=1), encoding="utf-8")
     trainer = Trainer(
         model,
         datasets["train"].repeated(train_repeats.tolist()),
@@ -152,6 +163,7 @@ def train_from_config(
         config.output_dir,
         context=context,
         training_summary=summary,
+        prior=prior,
     )
     trainer.fit(resume=resume)
     return finalize_run(model, datasets, config.output_dir, config.training, context, summary)

@@ -31,6 +31,7 @@ from universal_mfp.training.distributed import (
 )
 from universal_mfp.training.ema import ExponentialMovingAverage
 from universal_mfp.training.evaluation import error_metrics, evaluate_errors
+from universal_mfp.training.fidelity_prior import PRIOR_TERM, FidelityPrior
 from universal_mfp.training.loss import TERMS, LossWeights, combine, loss_sums
 from universal_mfp.training.state_io import latest_state, load_training_state, save_training_state
 
@@ -140,6 +141,7 @@ class Trainer:
         context: data-parallel context (single process by default).
         parameters: the parameters to train (default: all); others stay frozen.
         training_summary: JSON-able description of the data and run, stored with the best model.
+        prior: a cross-fidelity prior term added to the training loss (``training.fidelity_prior``).
     """
 
     def __init__(
@@ -153,6 +155,7 @@ class Trainer:
         context: DistributedContext | None = None,
         parameters: Sequence[torch.nn.Parameter] | None = None,
         training_summary: dict[str, Any] | None = None,
+        prior: FidelityPrior | None = None,
     ) -> None:
         if len(train) == 0:
             raise ValueError("the training set is empty")
@@ -163,6 +166,8 @@ class Trainer:
         self.output_dir = Path(output_dir)
         self.context = context or DistributedContext()
         self.training_summary = training_summary or {}
+        self.prior = prior
+        self.terms = (*TERMS, PRIOR_TERM) if prior is not None else TERMS
         trainable = list(parameters) if parameters is not None else [p for p in model.parameters() if p.requires_grad]
         if not settings.train_element_references:  # e.g. fixed to isolated-atom energies
             trainable = [p for p in trainable if p is not model.element_references]
@@ -202,10 +207,12 @@ class Trainer:
             sums, counts = loss_sums(
                 out, batch, self.loss_weights, kind=self.settings.loss_kind, huber_delta=self.settings.huber_delta
             )
+            if self.prior is not None:
+                sums[PRIOR_TERM], counts[PRIOR_TERM] = self.prior.loss_sum(self.model, batch, out[keys.ENERGY])
         else:  # more ranks than structures in this batch: contribute nothing
-            sums = {t: torch.zeros((), dtype=torch.float64, requires_grad=True) for t in TERMS}
-            counts = {t: torch.zeros((), dtype=torch.float64) for t in TERMS}
-        terms = [t for t in TERMS if t in sums]
+            sums = {t: torch.zeros((), dtype=torch.float64, requires_grad=True) for t in self.terms}
+            counts = {t: torch.zeros((), dtype=torch.float64) for t in self.terms}
+        terms = [t for t in self.terms if t in sums]
         global_counts = all_reduce_sum(torch.stack([counts[t].detach() for t in terms]), self.context)
         loss = combine({t: sums[t] for t in terms}, dict(zip(terms, global_counts, strict=True)))
         loss.backward()

@@ -1,0 +1,147 @@
+"""The cross-fidelity prior term: its shifts, its value, where its gradient goes, and a run that uses it."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from ase.build import bulk
+from pymatgen.core import Composition
+
+from tests.conftest import shared_data_dir
+from tests.model.helpers import ELEMENTS, small_model
+from tests.training.conftest import write_config
+from universal_mfp.data import as_frame, collate_graphs, frame_to_graph, keys
+from universal_mfp.training import load_run_config, train_from_config
+from universal_mfp.training.composition_shift import CompositionShift
+from universal_mfp.training.fidelity_prior import FidelityPrior
+
+SETTINGS = {"O": ("Fe",), "F": ("Fe",)}
+# made-up shifts (eV/atom) for the elements of the small test model: H, Li, C, O, Si, Fe
+SHIFT = CompositionShift(
+    "pbe",
+    "r2scan",
+    element_shift={"H": -0.5, "Li": -1.5, "C": -0.7, "O": -2.0, "Si": -3.2, "Fe": -5.7},
+    hubbard_shift={"Fe": -2.7},
+    hubbard_settings=SETTINGS,
+)
+
+
+def structures():
+    li2o = bulk("Li2O", "fluorite", a=4.6)
+    fe2o3 = bulk("Fe", "bcc", a=2.9) * (2, 1, 1)  # composition is what the shift sees
+    fe2o3 += bulk("O", "sc", a=2.0) * (3, 1, 1)
+    fe2o3.positions[2:] += [0.3, 1.2, 1.4]
+    return [li2o, bulk("Fe", "bcc", a=2.87), fe2o3, bulk("Si", "diamond", a=5.43)]
+
+
+def batch_of(atoms_list, model, fidelity="pbe"):
+    index = model.fidelities.index(fidelity)
+    return collate_graphs([frame_to_graph(as_frame(a), model.config.cutoff, index) for a in atoms_list])
+
+
+def test_shifts_per_structure_match_the_composition_rule():
+    model = small_model("mixed_parity")
+    prior = FidelityPrior(model, SHIFT, weight=1.0)
+    atoms_list = structures()
+    batch = batch_of(atoms_list, model)
+    shifts, covered = prior.shifts(model.species(batch[keys.ATOMIC_NUMBERS]), batch[keys.BATCH], len(atoms_list))
+    expected = [SHIFT.per_atom(Composition(a.get_chemical_formula())) for a in atoms_list]
+    np.testing.assert_allclose(shifts.numpy(), expected, rtol=0, atol=1e-12)
+    assert covered.all()
+    assert SHIFT.uses_hubbard(Composition("Fe2O3")) and expected[2] != pytest.approx(0.4 * -5.7 + 0.6 * -2.0)
+
+
+def test_prior_is_zero_when_the_fidelities_differ_by_the_shift():
+    """A shared network whose r2scan references are the pbe ones plus the element shifts: E_r2scan - E_pbe is
+    exactly Σ δ_el, so the prior vanishes except for the GGA+U term of Fe2O3, which it then measures exactly."""
+    model = small_model("linear_delta")
+    with torch.no_grad():
+        model.fidelity_delta.zero_()
+        model.energy_scale.fill_(1.1)
+        symbols = model.config.element_symbols
+        model.element_references[1] = model.element_references[0] + torch.tensor(
+            [SHIFT.element_shift[s] for s in symbols], dtype=model.dtype
+        )
+    prior = FidelityPrior(model, SHIFT, weight=2.0)
+    atoms_list = structures()
+    for k, atoms in enumerate(atoms_list):
+        batch = batch_of([atoms], model)
+        source = model(batch, compute_forces=False)[keys.ENERGY]
+        total, count = prior.loss_sum(model, batch, source)
+        assert float(count) == 1.0
+        expected = 2.0 * (0.4 * 2.7) ** 2 if k == 2 else 0.0
+        assert float(total.detach()) == pytest.approx(expected, abs=1e-9)
+
+
+def test_prior_leaves_message_passing_and_the_source_readout_alone():
+    """No gradient reaches what acts on neighbourhoods (radial weights, tensor products) or the pbe bias rows;
+    the r2scan readout moves. (The embedding and self-interaction weights receive one through the isolated-atom
+    offset, the layers' response to a lone atom.)"""
+    model = small_model("mixed_parity")
+    model.train()
+    prior = FidelityPrior(model, SHIFT, weight=1.0)
+    batch = batch_of(structures(), model)
+    source = model(batch, compute_forces=False)[keys.ENERGY]
+    total, count = prior.loss_sum(model, batch, source)
+    assert float(count) == 4.0 and float(total) > 0
+    total.backward()
+    names = [name for name, _ in model.named_parameters()]
+    assert any(".radial_network." in name for name in names)
+    for name, param in model.named_parameters():
+        if ".radial_network." in name or ".tensor_product." in name:
+            assert param.grad is None or not param.grad.any(), name
+    bias = model.readout_out.fidelity_bias.grad
+    assert not bias[0].any() and bias[1].abs().sum() > 0  # pbe row untouched, r2scan row moved
+
+
+def test_structures_the_prior_cannot_cover_or_other_fidelities_are_left_out():
+    model = small_model("mixed_parity")
+    partial = CompositionShift("pbe", "r2scan", {"Li": -1.5, "O": -2.0}, {}, SETTINGS)
+    prior = FidelityPrior(model, partial, weight=1.0)
+    atoms_list = structures()
+    batch = batch_of(atoms_list, model)
+    _, covered = prior.shifts(model.species(batch[keys.ATOMIC_NUMBERS]), batch[keys.BATCH], len(atoms_list))
+    assert covered.tolist() == [True, False, False, False]
+    total, count = prior.loss_sum(model, batch, model(batch, compute_forces=False)[keys.ENERGY])
+    assert float(count) == 1.0
+    r2scan_batch = batch_of(atoms_list, model, "r2scan")
+    total, count = prior.loss_sum(model, r2scan_batch, model(r2scan_batch, compute_forces=False)[keys.ENERGY])
+    assert float(count) == 0.0 and float(total) == 0.0
+    with pytest.raises(ValueError, match="no fidelity 'ccsd'"):
+        FidelityPrior(model, CompositionShift("pbe", "ccsd", {"Li": 1.0}), weight=1.0)
+    assert set(ELEMENTS) >= {3, 8}
+
+
+def test_run_with_the_prior(small_real_set, tmp_path):
+    table = shared_data_dir() / "raw" / "rxnnet" / "rxnnet_mp_gga_r2scan_energies.csv.gz"
+    prior = {"table": str(table), "exclude": ["mp-1960"], "weight": 0.5}
+    path = write_config(tmp_path, small_real_set, epochs=1, fidelity_prior=prior)
+    config = load_run_config(path)
+    assert config.fidelity_prior is not None and config.fidelity_prior.exclude == ("mp-1960",)
+    summary = train_from_config(config)
+    log = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert any(record.get("loss_fidelity_prior", 0) > 0 for record in log if record["kind"] == "train")
+    saved = CompositionShift.from_dict(json.loads((tmp_path / "run" / "fidelity_prior_shift.json").read_text()))
+    assert saved.fit["holdout_mae"] < 0.09 and "Li" in saved.element_shift
+    metadata = json.loads((summary.best_model_dir / "config.json").read_text())
+    assert metadata["training"]["fidelity_prior"]["weight"] == 0.5
+
+
+@pytest.mark.parametrize(
+    ("prior", "message"),
+    [
+        ({"weight": 1.0}, "needs 'table'"),
+        ({"table": "x.csv", "weight": 0.0}, "weight must be positive"),
+        ({"table": "x.csv", "source": "pbe", "target": "pbe"}, "both 'pbe'"),
+        ({"table": "x.csv", "kind": "linear"}, "unknown keys"),
+        ("x.csv", "must be a mapping"),
+    ],
+)
+def test_bad_prior_configs(tmp_path, prior, message):
+    (tmp_path / "frames.extxyz").write_text("", encoding="utf-8")  # a source path; parsing does not read it
+    path = write_config(tmp_path, tmp_path, fidelity_prior=prior)
+    with pytest.raises(ValueError, match=message):
+        load_run_config(path)

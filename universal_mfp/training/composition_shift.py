@@ -1,0 +1,260 @@
+"""The composition-linear energy difference between two fidelities, fitted on paired MP energies.
+
+The Materials Project lists, for about 1,200 materials, both the GGA/GGA+U and the r2SCAN energy of the
+same material (``raw/rxnnet``: energies per atom, no structures). With MP2020's corrections taken off the
+GGA(+U) energy, the difference per atom is close to linear in the composition once each U metal gets an
+extra term for GGA+U runs:
+
+    Δ(c) = E_r2SCAN(c) − E_GGA(+U)(c) ≈ Σ_el x_el δ_el + Σ_{el with U} x_el δᵁ_el · [MP runs c with GGA+U]
+
+(x: atomic fractions). On held-out materials the fit is off by about 0.07 eV/atom, against 0.15 eV/atom
+between GGA and r2SCAN formation energies: it carries most of what r2SCAN changes about compound energetics.
+``training.fidelity_prior`` uses it as a prior for a fidelity that has no compound labels.
+
+The r2SCAN energies are moved to the target fidelity's own elemental energies where those are given
+(MP's and MatPES' r2SCAN differ by up to a few eV/atom for some lanthanides, Ba and I: different PAW).
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import logging
+import math
+import re
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pymatgen.core import Composition
+
+logger = logging.getLogger(__name__)
+
+_HYDRATE = re.compile(r"^(\d+)(.+)$")
+
+
+@dataclass(frozen=True)
+class PairedEnergy:
+    """One material's energies per atom (eV/atom) at two fidelities, MP2020 corrections removed."""
+
+    material_id: str
+    composition: Composition
+    hubbard: bool  # MP ran the low fidelity as GGA+U
+    source_energy: float
+    target_energy: float
+    target_formation: float
+
+
+@dataclass(frozen=True)
+class CompositionShift:
+    """``Δ(c)`` per atom (eV/atom) from ``source`` to ``target`` fidelity: per-element and GGA+U terms."""
+
+    source: str
+    target: str
+    element_shift: Mapping[str, float]
+    hubbard_shift: Mapping[str, float] = field(default_factory=dict)
+    hubbard_settings: Mapping[str, Sequence[str]] = field(default_factory=dict)  # anion -> metals with a U
+    fit: Mapping[str, float] = field(default_factory=dict)
+
+    def uses_hubbard(self, composition: Composition) -> bool:
+        """Whether MP would run ``composition`` with GGA+U (the rule of ``hull.mp2020.mp_hubbards``)."""
+        from universal_mfp.hull.mp2020 import most_electronegative
+
+        anion = most_electronegative(composition)
+        metals = self.hubbard_settings.get(anion, ())
+        return any(el.symbol in metals for el in composition.elements)
+
+    def per_atom(self, composition: Composition | str) -> float:
+        """``Δ`` (eV/atom) of a composition.
+
+        Raises:
+            ValueError: for an element the fit has no shift for.
+        """
+        composition = Composition(composition)
+        missing = sorted(el.symbol for el in composition.elements if el.symbol not in self.element_shift)
+        if missing:
+            raise ValueError(f"no {self.source}->{self.target} shift for elements {missing}")
+        hubbard = self.uses_hubbard(composition)
+        total = 0.0
+        for el in composition.elements:
+            fraction = composition.get_atomic_fraction(el)
+            total += fraction * self.element_shift[el.symbol]
+            if hubbard:
+                total += fraction * self.hubbard_shift.get(el.symbol, 0.0)
+        return total
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form."""
+        return {
+            "source": self.source,
+            "target": self.target,
+            "element_shift": dict(self.element_shift),
+            "hubbard_shift": dict(self.hubbard_shift),
+            "hubbard_settings": {k: list(v) for k, v in self.hubbard_settings.items()},
+            "fit": dict(self.fit),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CompositionShift:
+        """Inverse of ``to_dict``."""
+        try:
+            return cls(
+                source=str(data["source"]),
+                target=str(data["target"]),
+                element_shift={str(k): float(v) for k, v in data["element_shift"].items()},
+                hubbard_shift={str(k): float(v) for k, v in data.get("hubbard_shift", {}).items()},
+                hubbard_settings={str(k): tuple(v) for k, v in data.get("hubbard_settings", {}).items()},
+                fit=dict(data.get("fit", {})),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise ValueError(f"not a composition shift: {error}") from error
+
+
+def parse_formula(formula: str) -> Composition:
+    """A composition from an MP formula, including hydrates written with ``·`` (e.g. ``CuSO4·5H2O``)."""
+    total = Composition()
+    for part in formula.split("·"):
+        match = _HYDRATE.match(part)
+        total += Composition(match.group(2)) * int(match.group(1)) if match else Composition(part)
+    return total
+
+
+def _mp2020() -> Any:
+    from pymatgen.entries.compatibility import MaterialsProject2020Compatibility
+
+    return MaterialsProject2020Compatibility(check_potcar=False)
+
+
+def read_mp_gga_r2scan_pairs(path: str | Path, *, exclude: Iterable[str] = ()) -> list[PairedEnergy]:
+    """Materials with both an MP GGA(+U) and an r2SCAN energy in the rxnnet table, MP2020 corrections removed.
+
+    ``e_gga_gga_u`` is MP2020 corrected; the correction MP2020 gives that composition is taken off again, so
+    ``source_energy`` is the raw GGA(+U) energy the ``pbe`` fidelity is trained on. Rows whose id is in
+    ``exclude`` are left out.
+
+    Raises:
+        FileNotFoundError: if the table is missing.
+        ValueError: if it lacks the expected columns or holds no usable row.
+    """
+    from pymatgen.entries.computed_entries import ComputedEntry
+
+    from universal_mfp.hull.mp2020 import mp_hubbards
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no MP GGA/r2SCAN energy table at {path}")
+    excluded = set(exclude)
+    compat = _mp2020()
+    needed = {"likely_mpid", "formula", "e_gga_gga_u", "e_r2scan", "hf_r2scan"}
+    pairs = []
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        if not needed <= set(reader.fieldnames or ()):
+            raise ValueError(f"{path}: expected columns {sorted(needed)}, found {reader.fieldnames}")
+        for row in reader:
+            if row["likely_mpid"] in excluded or not (row["e_gga_gga_u"] and row["e_r2scan"] and row["hf_r2scan"]):
+                continue
+            try:
+                composition = parse_formula(row["formula"])
+            except ValueError:
+                logger.debug("skipping unparsable formula %r", row["formula"])
+                continue
+            hubbards = mp_hubbards(composition, compat.u_settings)
+            natoms = composition.num_atoms
+            corrected = float(row["e_gga_gga_u"]) * natoms
+            run = {"run_type": "GGA+U" if hubbards else "GGA", "hubbards": hubbards, "is_hubbard": bool(hubbards)}
+            with warnings.catch_warnings():  # pymatgen warns per entry about oxidation-state guesses
+                warnings.simplefilter("ignore", UserWarning)
+                entry = ComputedEntry(composition, corrected, parameters=run)
+                processed = compat.process_entry(entry, inplace=False)
+            if processed is None:
+                continue
+            correction = processed.energy - corrected  # what MP2020 adds to a raw energy of this composition
+            pairs.append(
+                PairedEnergy(
+                    material_id=row["likely_mpid"],
+                    composition=composition,
+                    hubbard=bool(hubbards),
+                    source_energy=(corrected - correction) / natoms,
+                    target_energy=float(row["e_r2scan"]),
+                    target_formation=float(row["hf_r2scan"]),
+                )
+            )
+    if not pairs:
+        raise ValueError(f"{path}: no material with both energies")
+    return pairs
+
+
+def fit_composition_shift(
+    pairs: Sequence[PairedEnergy],
+    *,
+    source: str,
+    target: str,
+    target_element_energies: Mapping[str, float] | None = None,
+    holdout_fraction: float = 0.2,
+    seed: int = 0,
+) -> CompositionShift:
+    """Least-squares ``Δ(c)`` on ``pairs``.
+
+    The reported holdout error is from a refit without a random ``holdout_fraction`` of the materials; the
+    returned shift uses them all.
+
+    ``target_element_energies`` (eV/atom by symbol) are the target fidelity's own elemental energies: each
+    element's shift moves by the difference from the elemental energies the table's formation energies imply,
+    and elements without one are dropped. Their table energies may be on another scale (MP's r2SCAN and the
+    MatPES-style r2SCAN free-atom energies of Bi, Pb or Tl differ by tens of eV/atom: other PAW valences), and
+    a prior built on such a shift would ask the model for offsets no structure supports.
+    """
+    if len(pairs) < 2:
+        raise ValueError("need at least two paired materials to fit a shift")
+    compat = _mp2020()
+    settings = {anion: tuple(sorted(m for m, u in metals.items() if u)) for anion, metals in compat.u_settings.items()}
+    elements = sorted({el.symbol for p in pairs for el in p.composition.elements})
+    hubbard_metals = sorted({m for metals in settings.values() for m in metals} & set(elements))
+    columns = elements + [f"U:{m}" for m in hubbard_metals]
+
+    def row(pair: PairedEnergy) -> list[float]:
+        x = [pair.composition.get_atomic_fraction(el) for el in elements]
+        return x + [pair.composition.get_atomic_fraction(m) if pair.hubbard else 0.0 for m in hubbard_metals]
+
+    design = np.array([row(p) for p in pairs])
+    delta = np.array([p.target_energy - p.source_energy for p in pairs])
+    order = np.random.default_rng(seed).permutation(len(pairs))
+    held = order[: round(holdout_fraction * len(pairs))]
+    kept = np.setdiff1d(order, held)
+    coeffs, *_ = np.linalg.lstsq(design[kept], delta[kept], rcond=None)
+    holdout_mae = float(np.mean(np.abs(design[held] @ coeffs - delta[held]))) if len(held) else math.nan
+    coeffs, *_ = np.linalg.lstsq(design, delta, rcond=None)
+    train_mae = float(np.mean(np.abs(design @ coeffs - delta)))
+    element_shift = dict(zip(elements, coeffs[: len(elements)].tolist(), strict=True))
+    hubbard_shift = dict(zip(hubbard_metals, coeffs[len(elements) :].tolist(), strict=True))
+    moved = 0
+    if target_element_energies:
+        # the table's own elemental energies: E(c) - Hf(c) = Σ x_el E_el holds exactly for every row
+        implied, *_ = np.linalg.lstsq(
+            design[:, : len(elements)], np.array([p.target_energy - p.target_formation for p in pairs]), rcond=None
+        )
+        for el, energy in zip(elements, implied, strict=True):
+            if el in target_element_energies:
+                element_shift[el] += float(target_element_energies[el]) - float(energy)
+                moved += 1
+            else:
+                del element_shift[el]
+                hubbard_shift.pop(el, None)
+    fit = {"materials": len(pairs), "columns": len(columns), "train_mae": train_mae, "holdout_mae": holdout_mae}
+    fit["elements_on_target_scale"] = moved
+    fit["elements_dropped"] = len(elements) - len(element_shift)
+    logger.info(
+        "%s->%s shift: %d materials, %d elements, MAE %.3f eV/atom (holdout %.3f)",
+        source,
+        target,
+        len(pairs),
+        len(elements),
+        train_mae,
+        holdout_mae,
+    )
+    return CompositionShift(source, target, element_shift, hubbard_shift, settings, fit)

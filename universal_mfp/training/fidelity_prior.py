@@ -1,0 +1,165 @@
+"""Cross-fidelity prior: a loss term that ties a label-poor fidelity to a label-rich one on the latter's frames.
+
+For every training structure of the ``source`` fidelity (e.g. ``pbe``, with thousands of compounds) the
+model's energy at the ``target`` fidelity (e.g. ``r2scan``, with elemental crystals and dimers only) is
+pulled towards its own source-fidelity energy plus the composition-linear shift ``Δ(c)`` fitted on MP's
+paired GGA/r2SCAN energies (``training.composition_shift``):
+
+    prior = weight · ((E_target − stopgrad(E_source)) / N − Δ(c))²
+
+averaged over those structures. The structure's node features are taken without gradient for this term
+(``MultiFidelityPotential.energy_with_frozen_features``): it moves the target readout, and the shared
+layers only through the isolated-atom offset (their response to a lone atom, no neighbours). It never
+moves the source prediction directly, which has its own labels; real target labels still decide wherever
+they exist. Structures with an element the shift does not cover are left out.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from ase.data import chemical_symbols
+
+from universal_mfp.data import keys
+from universal_mfp.hull.mp2020 import electronegativity
+from universal_mfp.model.potential import MultiFidelityPotential
+from universal_mfp.training.composition_shift import CompositionShift
+
+PRIOR_TERM = "fidelity_prior"
+
+
+@dataclass(frozen=True)
+class FidelityPriorSpec:
+    """``training.fidelity_prior`` of a run config: which fidelities, the paired-energy table, the weight.
+
+    ``exclude`` lists material ids left out of the fit (e.g. those used to evaluate the target fidelity);
+    ``target_element_energies`` is an extxyz of the target fidelity's elemental ground states (one per
+    element, ``info["element"]``) that puts the shift on that fidelity's own energy scale.
+    """
+
+    table: Path
+    source: str = "pbe"
+    target: str = "r2scan"
+    weight: float = 1.0
+    exclude: tuple[str, ...] = ()
+    target_element_energies: Path | None = None
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.weight) and self.weight > 0):
+            raise ValueError(f"fidelity_prior.weight must be positive, got {self.weight}")
+        if self.source == self.target:
+            raise ValueError(f"fidelity_prior: source and target are both {self.source!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form for a checkpoint's training record: file names, not the paths of this machine."""
+        return {
+            "table": self.table.name,
+            "source": self.source,
+            "target": self.target,
+            "weight": self.weight,
+            "exclude": list(self.exclude),
+            "target_element_energies": None
+            if self.target_element_energies is None
+            else str(self.target_element_energies),
+        }
+
+
+class FidelityPrior:
+    """The prior term for one model: the shift as per-species tensors and the two fidelity indices."""
+
+    def __init__(self, model: MultiFidelityPotential, shift: CompositionShift, weight: float) -> None:
+        for name in (shift.source, shift.target):
+            if name not in model.fidelities:
+                raise ValueError(f"fidelity_prior: the model has no fidelity {name!r}; it has {list(model.fidelities)}")
+        self.source = model.fidelities.index(shift.source)
+        self.target = model.fidelities.index(shift.target)
+        self.weight = float(weight)
+        symbols = model.config.element_symbols
+        device = model.energy_scale.device
+        self.element_shift = torch.tensor([shift.element_shift.get(s, 0.0) for s in symbols], dtype=torch.float64)
+        self.covered = torch.tensor([s in shift.element_shift for s in symbols])
+        self.hubbard_shift = torch.tensor([shift.hubbard_shift.get(s, 0.0) for s in symbols], dtype=torch.float64)
+        self.electronegativity = torch.tensor([electronegativity(s) for s in symbols], dtype=torch.float64)
+        # hubbard[a, s]: species s gets its GGA+U term when a is the structure's most electronegative species
+        hubbard = torch.zeros(len(symbols), len(symbols), dtype=torch.bool)
+        for a, anion in enumerate(symbols):
+            for s, metal in enumerate(symbols):
+                hubbard[a, s] = metal in shift.hubbard_settings.get(anion, ())
+        self.hubbard = hubbard
+        self.to(device)
+
+    def to(self, device: torch.device) -> FidelityPrior:
+        """Move the tables to ``device``."""
+        for name in ("element_shift", "covered", "hubbard_shift", "electronegativity", "hubbard"):
+            setattr(self, name, getattr(self, name).to(device))
+        return self
+
+    def shifts(
+        self, species: torch.Tensor, batch_index: torch.Tensor, num_structures: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``Δ`` per atom [B] (eV/atom) of each structure, and whether the shift covers all its elements [B]."""
+        counts = torch.zeros(num_structures, dtype=torch.float64, device=species.device)
+        counts = counts.index_add(0, batch_index, torch.ones_like(batch_index, dtype=torch.float64))
+        electronegativity = self.electronegativity[species]
+        top = torch.full((num_structures,), -math.inf, dtype=torch.float64, device=species.device)
+        top = top.scatter_reduce(0, batch_index, electronegativity, reduce="amax")
+        # the most electronegative species of each structure (ties share one electronegativity, so one element)
+        is_top = electronegativity == top[batch_index]
+        anion = torch.zeros(num_structures, dtype=torch.long, device=species.device)
+        anion = anion.scatter_reduce(0, batch_index[is_top], species[is_top], reduce="amax", include_self=False)
+        uses_u = torch.zeros(num_structures, dtype=torch.float64, device=species.device)
+        uses_u = uses_u.index_add(0, batch_index, self.hubbard[anion[batch_index], species].to(torch.float64)) > 0
+        per_atom = self.element_shift[species] + uses_u[batch_index].to(torch.float64) * self.hubbard_shift[species]
+        total = torch.zeros(num_structures, dtype=torch.float64, device=species.device).index_add(
+            0, batch_index, per_atom
+        )
+        uncovered = torch.zeros(num_structures, dtype=torch.float64, device=species.device)
+        uncovered = uncovered.index_add(0, batch_index, (~self.covered[species]).to(torch.float64))
+        return total / counts.clamp(min=1.0), uncovered == 0
+
+    def loss_sum(
+        self, model: MultiFidelityPotential, batch: Mapping[str, torch.Tensor], source_energy: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Weighted sum of the prior penalties over the batch's source-fidelity structures, and their count."""
+        species = model.species(batch[keys.ATOMIC_NUMBERS])
+        num_structures = batch[keys.FIDELITY].shape[0]
+        shift, covered = self.shifts(species, batch[keys.BATCH], num_structures)
+        mask = (batch[keys.FIDELITY] == self.source) & covered
+        if not bool(mask.any()):
+            zero = source_energy.new_zeros(())
+            return zero, zero
+        target_energy = model.energy_with_frozen_features(dict(batch), self.target)
+        num_atoms = batch[keys.NUM_ATOMS].to(torch.float64)
+        error = (target_energy - source_energy.detach().to(torch.float64)) / num_atoms - shift
+        return self.weight * (mask * error.square()).sum(), mask.to(torch.float64).sum()
+
+
+def build_fidelity_prior(
+    spec: FidelityPriorSpec, model: MultiFidelityPotential
+) -> tuple[FidelityPrior, CompositionShift]:
+    """Fit the shift the spec describes and make the prior term for ``model``.
+
+    Raises:
+        FileNotFoundError: if the table or the elemental-energy file is missing.
+        ValueError: if the model lacks one of the two fidelities, or the files hold no usable data.
+    """
+    from universal_mfp.data.readers import read_frames
+    from universal_mfp.training.composition_shift import fit_composition_shift, read_mp_gga_r2scan_pairs
+    from universal_mfp.training.isolated_atoms import lowest_bulk_energies
+
+    element_energies = None
+    if spec.target_element_energies is not None:
+        if not spec.target_element_energies.exists():
+            raise FileNotFoundError(f"no target elemental energies at {spec.target_element_energies}")
+        bulk = lowest_bulk_energies(read_frames(spec.target_element_energies))
+        element_energies = {chemical_symbols[z]: energy for z, energy in bulk.items()}
+    pairs = read_mp_gga_r2scan_pairs(spec.table, exclude=spec.exclude)
+    shift = fit_composition_shift(
+        pairs, source=spec.source, target=spec.target, target_element_energies=element_energies
+    )
+    return FidelityPrior(model, shift, spec.weight), shift
