@@ -65,7 +65,7 @@ class FidelityPriorSpec:
             "exclude": list(self.exclude),
             "target_element_energies": None
             if self.target_element_energies is None
-            else str(self.target_element_energies),
+            else self.target_element_energies.name,
         }
 
 
