@@ -36,6 +36,8 @@ DATA_LICENSES = {
     "diatomics": "matbench-discovery diatomics (MIT)",
     "matpes": "MatPES elemental references shipped in matcalc 0.7.0 (BSD-3-Clause)",
     "emmet": "Materials Project task documents and entries from emmet test files (BSD-3-Clause; MP data CC BY 4.0)",
+    "rxnnet": "MP GGA/GGA+U and r2SCAN energies per material from RxnNet v0.1.1, used by the fidelity prior "
+    "(MIT; MP data CC BY 4.0)",
 }
 
 
@@ -77,6 +79,12 @@ def main() -> None:
     checkpoint = load_checkpoint(args.run / "best_model")
     metadata = json.loads((args.run / "best_model" / CONFIG_FILE).read_text())
     training = dict(metadata.get("training") or {})
+    if isinstance(training.get("fidelity_prior"), dict):  # file names, not the paths of the training machine
+        prior = dict(training["fidelity_prior"])
+        for key in ("table", "target_element_energies"):
+            if prior.get(key):
+                prior[key] = Path(prior[key]).name
+        training["fidelity_prior"] = prior
     training.update(
         description=description,
         dataset="universal-mfp shared real frames (MP GGA/GGA+U, MatPES PBE/r2SCAN, matbench-discovery dimers)",

@@ -121,6 +121,7 @@ def test_row_split_freezes_rows_and_folds_back(base_dir):
     [
         ("readout", "readout_out.fidelity_bias", "interactions.0.linear_1.fidelity_bias"),
         ("linear_delta", "fidelity_delta", "readout_out.fidelity_bias"),
+        ("heads", "readout_hidden.fidelity_weight", "interactions.0.linear_1.fidelity_bias"),
     ],
 )
 def test_slots_and_freezing_with_shared_layers(conditioning, own_tensor, shared):

@@ -23,6 +23,7 @@ VARIANTS = {
         num_layers=3, hidden_irreps="8x0e+2x0o+4x1o+4x1e+2x2e", lmax_edge=3, fidelity_conditioning="readout"
     ),
     "linear_delta": dict(num_layers=2, hidden_irreps="8x0e+4x1o", lmax_edge=1, fidelity_conditioning="linear_delta"),
+    "heads": dict(num_layers=2, hidden_irreps="8x0e+4x1o+2x2e", lmax_edge=2, fidelity_conditioning="heads"),
 }
 
 
@@ -50,6 +51,12 @@ def small_model(variant: str = "even", dtype: str = "float64", seed: int = 0, **
         generator = torch.Generator().manual_seed(seed + 7)
         with torch.no_grad():
             model.fidelity_delta.copy_(0.3 * torch.randn(model.fidelity_delta.shape, generator=generator))
+    if model.readout_out.fidelity_bias.ndim == 2 and hasattr(model.readout_out, "fidelity_weight"):
+        generator = torch.Generator().manual_seed(seed + 11)  # heads start equal: make them differ
+        with torch.no_grad():
+            for layer in (model.readout_hidden, model.readout_out):
+                weight = layer.fidelity_weight
+                weight.add_(0.3 * torch.randn(weight.shape, generator=generator, dtype=weight.dtype))
     model.eval()
     return model
 

@@ -57,7 +57,9 @@ def test_linear_delta_shares_the_network_and_adds_a_linear_correction():
     batches = [batch_of([atoms], [f], model.config.cutoff) for f in (0, 1)]
     # zero at initialisation: the fidelities agree exactly
     out = [model(b) for b in batches]
-    assert torch.equal(out[0][keys.ENERGY], out[1][keys.ENERGY]) and torch.equal(out[0][keys.FORCES], out[1][keys.FORCES])
+    assert torch.equal(out[0][keys.ENERGY], out[1][keys.ENERGY]) and torch.equal(
+        out[0][keys.FORCES], out[1][keys.FORCES]
+    )
     with torch.no_grad():
         model.fidelity_delta[1] = torch.linspace(-0.2, 0.2, 16, dtype=model.dtype)
     features = _final_features(model, atoms, 1)
@@ -66,6 +68,26 @@ def test_linear_delta_shares_the_network_and_adds_a_linear_correction():
     lone = torch.stack([_final_features(model, Atoms(numbers=[z], pbc=False), 1)[0] for z in atoms.numbers])
     expected = float(((features - lone) * model.fidelity_delta[1]).sum())
     assert energy_1 - float(out[0][keys.ENERGY][0]) == pytest.approx(expected, abs=1e-9)
+
+
+def test_heads_share_the_interaction_layers_and_own_their_readout():
+    model = small_model("heads")
+    for layer in (model.readout_hidden, model.readout_out):
+        assert layer.fidelity_weight.shape[0] == 2 and model.is_per_fidelity("readout_out.fidelity_weight")
+    assert model.interactions[0].linear_1.fidelity_bias.shape[0] == 1
+    atoms = rattled_crystal(seed=5)
+    assert torch.equal(_final_features(model, atoms, 0), _final_features(model, atoms, 1))
+    # a fresh model's heads start with equal weights; changing one fidelity's head leaves the other's energy
+    fresh = small_model("heads")
+    with torch.no_grad():
+        for layer in (fresh.readout_hidden, fresh.readout_out):
+            layer.fidelity_weight[1] = layer.fidelity_weight[0]
+    batches = [batch_of([atoms], [f], fresh.config.cutoff) for f in (0, 1)]
+    before = [float(fresh(b)[keys.ENERGY][0]) for b in batches]
+    with torch.no_grad():
+        fresh.readout_hidden.fidelity_weight[1].mul_(1.5)
+    after = [float(fresh(b)[keys.ENERGY][0]) for b in batches]
+    assert after[0] == before[0] and abs(after[1] - before[1]) > 1e-4
 
 
 def test_conditioning_mode_round_trips_and_defaults_for_old_configs():

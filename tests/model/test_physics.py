@@ -180,7 +180,9 @@ def test_isolated_atom_energy_equals_reference(model_and_tol):
     for f in range(2):
         for species, z in enumerate(model.config.elements):
             out = evaluate(model, Atoms(numbers=[z], positions=[[0.0, 0.0, 0.0]], pbc=False), f, stress=False)
-            assert float(out[keys.ENERGY][0]) == pytest.approx(float(model.element_references[f, species].detach()), abs=tol)
+            assert float(out[keys.ENERGY][0]) == pytest.approx(
+                float(model.element_references[f, species].detach()), abs=tol
+            )
             assert float(out[keys.FORCES].abs().max()) == 0.0
 
 

@@ -15,7 +15,7 @@ from universal_mfp.fidelity import validate_fidelity_name
 
 MODEL_SCHEMA_VERSION = 1
 SUPPORTED_DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float64": torch.float64}
-FIDELITY_CONDITIONING_MODES: tuple[str, ...] = ("all", "readout", "linear_delta")
+FIDELITY_CONDITIONING_MODES: tuple[str, ...] = ("all", "readout", "heads", "linear_delta")
 
 
 def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
@@ -50,6 +50,8 @@ class ModelConfig:
             interaction layers are shared by all fidelities (one bias row) and only the readout is
             conditioned, so every fidelity sees the same atomic environment features and a fidelity with
             little data cannot learn its own description of structures it has not seen.
+            ``"heads"``: shared interaction layers as with ``"readout"``, and each fidelity has its own readout
+            weights too (a readout head per fidelity), so fidelities can differ by element and environment.
             ``"linear_delta"``: the whole network is shared and each fidelity adds a linear function of the
             final (scalar) node features to the shared readout, ``y_f(h) = y(h) + w_f · h``: a fidelity
             cannot move environments along the readout's nonlinearity, only add a per-feature correction.

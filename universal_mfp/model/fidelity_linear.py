@@ -44,3 +44,27 @@ class FidelityLinear(nn.Module):
         rows = self.fidelity_bias
         bias = rows.expand(out.shape[0], -1) if rows.shape[0] == 1 else rows[node_fidelity]
         return out.index_add(1, self.scalar_channels, bias)
+
+
+class FidelityDense(nn.Module):
+    """A dense layer on scalar features with its own weights and bias per fidelity (a readout head each).
+
+    The weights of every fidelity start equal (one random draw), so the heads differ at first only by their
+    biases, like a ``FidelityLinear``, and move apart only as each fidelity's data (or a prior) asks.
+    """
+
+    def __init__(self, in_features: int, out_features: int, num_fidelities: int) -> None:
+        super().__init__()
+        self.in_features = in_features
+        weight = torch.randn(in_features, out_features)
+        self.fidelity_weight = nn.Parameter(weight.expand(num_fidelities, -1, -1).clone())
+        self.fidelity_bias = nn.Parameter(
+            torch.randn(num_fidelities, out_features) / math.sqrt(in_features + num_fidelities)
+        )
+
+    def forward(self, features: torch.Tensor, node_fidelity: torch.Tensor) -> torch.Tensor:
+        """Apply each node's fidelity head to [N, in_features] features; returns [N, out_features]."""
+        # one product per head over all nodes: a head's output does not depend on how many heads there are
+        every_head = torch.stack([features @ weight for weight in self.fidelity_weight]) / math.sqrt(self.in_features)
+        nodes = torch.arange(features.shape[0], device=features.device)
+        return every_head[node_fidelity, nodes] + self.fidelity_bias[node_fidelity]

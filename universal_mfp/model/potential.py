@@ -9,7 +9,7 @@ from torch import nn
 
 from universal_mfp.data import keys
 from universal_mfp.model.config import ModelConfig, resolve_dtype
-from universal_mfp.model.fidelity_linear import FidelityLinear
+from universal_mfp.model.fidelity_linear import FidelityDense, FidelityLinear
 from universal_mfp.model.gradients import energy_forces_stress
 from universal_mfp.model.interaction import InteractionBlock
 from universal_mfp.model.radial import RadialEmbedding
@@ -20,7 +20,8 @@ class MultiFidelityPotential(nn.Module):
 
     With ``config.fidelity_conditioning == "readout"`` the interaction layers are shared (their linear
     layers have a single bias row, used for every fidelity) and only the readout depends on the fidelity.
-    With ``"linear_delta"`` the readout is shared too and each fidelity adds ``fidelity_delta[f] · h`` (zero
+    With ``"heads"`` the interaction layers are shared likewise and each fidelity has its own readout weights and
+    biases. With ``"linear_delta"`` the readout is shared too and each fidelity adds ``fidelity_delta[f] · h`` (zero
     at initialisation) to it, ``h`` being the final scalar node features.
 
     The per-atom energy is ``ref[f, Z] + scale[f] * (y(h_i, f) - y_isolated(Z, f))`` where ``y`` is the
@@ -68,8 +69,14 @@ class MultiFidelityPotential(nn.Module):
         self.interactions = nn.ModuleList(blocks)
         self.conditions_readout = config.fidelity_conditioning != "linear_delta"
         readout_fidelities = num_fidelities if self.conditions_readout else 1
-        self.readout_hidden = FidelityLinear(irreps, f"{config.readout_hidden}x0e", readout_fidelities)
-        self.readout_out = FidelityLinear(f"{config.readout_hidden}x0e", "1x0e", readout_fidelities)
+        self.readout_hidden: FidelityLinear | FidelityDense
+        self.readout_out: FidelityLinear | FidelityDense
+        if config.fidelity_conditioning == "heads":  # the last interaction layer outputs scalars only
+            self.readout_hidden = FidelityDense(irreps.dim, config.readout_hidden, num_fidelities)
+            self.readout_out = FidelityDense(config.readout_hidden, 1, num_fidelities)
+        else:
+            self.readout_hidden = FidelityLinear(irreps, f"{config.readout_hidden}x0e", readout_fidelities)
+            self.readout_out = FidelityLinear(f"{config.readout_hidden}x0e", "1x0e", readout_fidelities)
         # per-fidelity linear correction of the readout (``linear_delta`` only): [F, final scalar features]
         delta = None if self.conditions_readout else nn.Parameter(torch.zeros(num_fidelities, irreps.dim))
         self.register_parameter("fidelity_delta", delta)
@@ -95,7 +102,7 @@ class MultiFidelityPotential(nn.Module):
     def is_per_fidelity(self, name: str) -> bool:
         """Whether the parameter or buffer ``name`` (a state-dict key) has one row per fidelity."""
         last = name.rsplit(".", 1)[-1]
-        if last in ("element_references", "energy_scale", "fidelity_delta"):
+        if last in ("element_references", "energy_scale", "fidelity_delta", "fidelity_weight"):
             return True
         if last != "fidelity_bias":
             return False
