@@ -76,11 +76,11 @@ def test_prior_is_zero_when_the_fidelities_differ_by_the_shift():
         assert float(total.detach()) == pytest.approx(expected, abs=1e-9)
 
 
-def test_prior_leaves_message_passing_and_the_source_readout_alone():
-    """No gradient reaches what acts on neighbourhoods (radial weights, tensor products) or the pbe bias rows;
-    the r2scan readout moves. (The embedding and self-interaction weights receive one through the isolated-atom
-    offset, the layers' response to a lone atom.)"""
-    model = small_model("mixed_parity")
+@pytest.mark.parametrize("variant", ["mixed_parity", "heads"])
+def test_prior_moves_only_the_target_readout(variant):
+    """No gradient reaches the embedding or the interaction layers, nor the pbe readout rows; the r2scan
+    readout moves (with heads: only the r2scan head)."""
+    model = small_model(variant)
     model.train()
     prior = FidelityPrior(model, SHIFT, weight=1.0)
     batch = batch_of(structures(), model)
@@ -91,10 +91,11 @@ def test_prior_leaves_message_passing_and_the_source_readout_alone():
     names = [name for name, _ in model.named_parameters()]
     assert any(".radial_network." in name for name in names)
     for name, param in model.named_parameters():
-        if ".radial_network." in name or ".tensor_product." in name:
+        if not name.startswith("readout") and name != "element_references":
             assert param.grad is None or not param.grad.any(), name
-    bias = model.readout_out.fidelity_bias.grad
-    assert not bias[0].any() and bias[1].abs().sum() > 0  # pbe row untouched, r2scan row moved
+    for name, param in model.named_parameters():
+        if (name.startswith("readout") and model.is_per_fidelity(name)) or name == "element_references":
+            assert not param.grad[0].any() and param.grad[1].abs().sum() > 0, name  # pbe row untouched
 
 
 def test_structures_the_prior_cannot_cover_or_other_fidelities_are_left_out():

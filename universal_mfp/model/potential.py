@@ -203,9 +203,9 @@ class MultiFidelityPotential(nn.Module):
     def energy_with_frozen_features(self, batch: dict[str, torch.Tensor], fidelity: int) -> torch.Tensor:
         """Energy [B] (float64, eV) of each structure at fidelity index ``fidelity``, features without gradient.
 
-        The structure's node features are computed without gradient, so the interaction layers learn nothing
-        from its neighbourhoods; the readout, the element references and the isolated-atom offset ``y_isolated``
-        (the layers' response to a lone atom of each element, no edges) keep theirs.
+        The node features (of the structure and of each element's lone atom) are computed without gradient, so
+        only the readout and the element references receive one: the embedding and interaction layers learn
+        nothing from this energy.
 
         Used by the cross-fidelity prior in training (``training.fidelity_prior``), which shapes a fidelity's
         readout where that fidelity has no labels. No forces or stress.
@@ -221,12 +221,15 @@ class MultiFidelityPotential(nn.Module):
         centre, neighbour = edge_index[0], edge_index[1]
         offsets = (batch[keys.EDGE_SHIFTS].to(self.dtype).unsqueeze(-1) * cell[batch_index[centre]]).sum(1)
         edge_vectors = positions[neighbour] - positions[centre] + offsets
+        unique, inverse = torch.unique(species, return_inverse=True)
+        lone_fidelity = torch.full_like(unique, fidelity)
+        no_edges = torch.zeros(2, 0, dtype=torch.long, device=species.device)
         with torch.no_grad():
             features = self._features(species, node_fidelity, edge_index, edge_vectors, recompute=True)
+            lone = self._features(unique, lone_fidelity, no_edges, edge_vectors.new_zeros(0, 3))
         y = self._head(features, node_fidelity)
-        atomic = self.element_references[node_fidelity, species] + self.energy_scale[node_fidelity] * (
-            y - self._isolated_readout(species, node_fidelity)
-        )
+        y_isolated = self._head(lone, lone_fidelity)[inverse]
+        atomic = self.element_references[node_fidelity, species] + self.energy_scale[node_fidelity] * (y - y_isolated)
         energy = torch.zeros(batch[keys.FIDELITY].shape[0], dtype=torch.float64, device=atomic.device)
         return energy.index_add(0, batch_index, atomic.to(torch.float64))
 

@@ -7,11 +7,11 @@ paired GGA/r2SCAN energies (``training.composition_shift``):
 
     prior = weight · ((E_target − stopgrad(E_source)) / N − Δ(c))²
 
-averaged over those structures. The structure's node features are taken without gradient for this term
-(``MultiFidelityPotential.energy_with_frozen_features``): it moves the target readout, and the shared
-layers only through the isolated-atom offset (their response to a lone atom, no neighbours). It never
-moves the source prediction directly, which has its own labels; real target labels still decide wherever
-they exist. Structures with an element the shift does not cover are left out.
+averaged over those structures. The node features are taken without gradient for this term
+(``MultiFidelityPotential.energy_with_frozen_features``), so it moves only the readout (with
+``fidelity_conditioning: heads``, only the target's own head) and never the source prediction, which has
+its own labels; real target labels still decide wherever they exist. Structures with an element the shift
+does not cover are left out.
 """
 
 from __future__ import annotations
