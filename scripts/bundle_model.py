@@ -9,7 +9,7 @@ into ``universal_mfp/hub/registry.json``.
 ``fidelities`` (one line per fidelity on what it reproduces) and ``notes`` (markdown: what the model
 has and has not seen, measured behaviour, limits), all put into the card.
 
-Run: python scripts/bundle_model.py --run runs/mf-universal-v0.4 --name mf-universal-v0.4 \
+Run: python scripts/bundle_model.py --run runs/mf-universal-v0.5 --name mf-universal-v0.5 \
          --alias mf-universal --config configs/mf-universal.yaml --card-extras model_cards/mf-universal.extras.yaml
 """
 

@@ -31,7 +31,7 @@ def _structures(snapshot):
 
 def test_registered_with_alias_and_its_fidelities(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # bundled: no network needed
-    assert "mf-universal-v0.4" in available_models()
+    assert "mf-universal-v0.5" in available_models()
     loaded = load_model("mf-universal")
     assert loaded.fidelities == ("pbe", "r2scan", "pbe_matpes")
     with pytest.raises(ValueError, match=r"\['pbe', 'r2scan', 'pbe_matpes'\]"):
@@ -75,25 +75,26 @@ def _screen(tmp_path, fidelity: str) -> tuple[dict[str, float], dict[str, float]
 
 
 def test_readme_main_job(tmp_path, capsys):
-    """The README's main job: screen the example candidates at the pbe fidelity and print the table.
+    """The README's main job: screen the example candidates at the r2scan fidelity and print the table.
 
-    The energies above hull must be the textbook ones where the model gets them: diamond Si and bcc Fe on
-    (or within a few meV/atom of) the hull, fcc Cu below bcc Cu, the close-packed Si phases far above the
-    hull, and MgO and SiC strongly bound. (fcc Al comes out 24 meV/atom above bcc Al: a known error.)
+    Where the model gets them, the energies above hull are the textbook ones: diamond Si, bcc Fe and fcc Al
+    on (or within a few meV/atom of) the hull and below their other forms, the close-packed Si phases far
+    above it; MgO and SiC bound about as MP's r2SCAN binds them (-3.00 and -0.30 eV/atom, ``raw/rxnnet``).
+    (bcc Cu comes out 36 meV/atom below fcc Cu and NaCl far too weakly bound: known errors, see the card.)
     """
-    hull, formation = _screen(tmp_path, "pbe")
+    hull, formation = _screen(tmp_path, "r2scan")
     printed = capsys.readouterr().out
     assert "E_hull (meV/atom)" in printed and "Si-diamond" in printed
+    assert hull["Si-diamond"] < 0.01 and hull["Si-fcc"] > 0.2 and hull["Si-bcc"] > 0.2
+    assert hull["Fe-bcc"] < 0.01 and hull["Fe-bcc"] < hull["Fe-fcc"]
+    assert hull["Al-fcc"] < 0.01 and hull["Al-fcc"] < hull["Al-bcc"]
+    assert -3.3 < formation["MgO-rocksalt"] < -2.7
+    assert -0.5 < formation["SiC-zincblende"] < -0.15
+
+
+def test_pbe_screen_what_it_gets_right(tmp_path):
+    """At pbe (MP GGA/GGA+U) the same parts are right: Si, Fe and Al ordering, MgO and SiC bound."""
+    hull, formation = _screen(tmp_path, "pbe")
     assert hull["Si-diamond"] < 0.01 and hull["Si-fcc"] > 0.3 and hull["Si-bcc"] > 0.3
-    assert hull["Fe-bcc"] < 0.01 and hull["Fe-bcc"] < hull["Fe-fcc"] and hull["Cu-fcc"] < hull["Cu-bcc"]
-    assert formation["MgO-rocksalt"] < -2.5 and formation["SiC-zincblende"] < -0.1
-
-
-def test_r2scan_screen_what_it_gets_right(tmp_path):
-    """At r2scan the model orders Fe and Al correctly and binds MgO and SiC near MP's r2SCAN values
-    (-3.00 and -0.30 eV/atom, ``raw/rxnnet``); its Si ordering is wrong (see the model card), so it is not
-    asserted."""
-    hull, formation = _screen(tmp_path, "r2scan")
     assert hull["Fe-bcc"] < hull["Fe-fcc"] and hull["Al-fcc"] < hull["Al-bcc"]
-    assert -3.2 < formation["MgO-rocksalt"] < -2.3
-    assert -0.6 < formation["SiC-zincblende"] < -0.1
+    assert formation["MgO-rocksalt"] < -2.7 and formation["SiC-zincblende"] < -0.1
