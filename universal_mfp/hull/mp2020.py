@@ -11,6 +11,7 @@ import logging
 import math
 import warnings
 from collections.abc import Sequence
+from typing import Any
 
 from pymatgen.core import Composition, Element, Structure
 from pymatgen.entries.computed_entries import ComputedStructureEntry
@@ -23,7 +24,8 @@ logger = logging.getLogger(__name__)
 MP2020_LABEL = "mp2020"  # suffix of every corrected column, so corrected values are never mistaken for raw ones
 
 
-def _compatibility() -> object:
+def mp2020_compatibility() -> Any:
+    """The MP2020 correction scheme of pymatgen, without POTCAR checks (predictions have no POTCARs)."""
     from pymatgen.entries.compatibility import MaterialsProject2020Compatibility
 
     return MaterialsProject2020Compatibility(check_potcar=False)
@@ -48,6 +50,12 @@ def mp_hubbards(composition: Composition, u_settings: dict) -> dict[str, float]:
     return {el.symbol: float(settings[el.symbol]) for el in composition.elements if settings.get(el.symbol, 0)}
 
 
+def mp_run_parameters(composition: Composition, u_settings: dict) -> dict[str, Any]:
+    """The entry parameters of the run MP would do for ``composition``: GGA+U with MP's U values, else GGA."""
+    hubbards = mp_hubbards(composition, u_settings)
+    return {"run_type": "GGA+U" if hubbards else "GGA", "hubbards": hubbards, "is_hubbard": bool(hubbards)}
+
+
 def mp2020_corrected_energies(frames: Sequence[Frame], energies: Sequence[float], *, fidelity: str) -> list[float]:
     """Total energies (eV) with MP2020 corrections; ``nan`` where the scheme does not apply.
 
@@ -61,12 +69,11 @@ def mp2020_corrected_energies(frames: Sequence[Frame], energies: Sequence[float]
         )
     if len(frames) != len(energies):
         raise ValueError(f"{len(frames)} frames but {len(energies)} energies")
-    compat = _compatibility()
+    compat = mp2020_compatibility()
     corrected = []
     for frame, energy in zip(frames, energies, strict=True):
         structure = Structure(frame.cell, frame.symbols, frame.positions, coords_are_cartesian=True)
-        hubbards = mp_hubbards(structure.composition, compat.u_settings)
-        parameters = {"run_type": "GGA+U" if hubbards else "GGA", "hubbards": hubbards, "is_hubbard": bool(hubbards)}
+        parameters = mp_run_parameters(structure.composition, compat.u_settings)
         entry = ComputedStructureEntry(structure, float(energy), parameters=parameters)
         processed = compat.process_entry(entry, inplace=False)
         if processed is None:

@@ -137,19 +137,6 @@ class MultiFidelityPotential(nn.Module):
             )
         return species
 
-    def _readout(
-        self,
-        species: torch.Tensor,
-        node_fidelity: torch.Tensor,
-        edge_index: torch.Tensor,
-        edge_vectors: torch.Tensor,
-        *,
-        recompute: bool = False,
-    ) -> torch.Tensor:
-        """Per-atom readout ``y`` [N] of the final node features (``recompute``: see ``InteractionBlock``)."""
-        features = self._features(species, node_fidelity, edge_index, edge_vectors, recompute=recompute)
-        return self._head(features, node_fidelity)
-
     def _features(
         self,
         species: torch.Tensor,
@@ -159,7 +146,7 @@ class MultiFidelityPotential(nn.Module):
         *,
         recompute: bool = False,
     ) -> torch.Tensor:
-        """Final node features [N, scalars] after the interaction layers."""
+        """Final node features [N, scalars] after the interaction layers (``recompute``: see ``InteractionBlock``)."""
         lengths = torch.linalg.vector_norm(edge_vectors, dim=1)
         edge_radial = self.radial(lengths)
         edge_harmonics = self.spherical_harmonics(edge_vectors)
@@ -196,9 +183,34 @@ class MultiFidelityPotential(nn.Module):
         return torch.stack([cache[p] for p in wanted])[inverse]
 
     def _isolated_values(self, pairs: torch.Tensor, num_species: torch.Tensor) -> torch.Tensor:
-        empty_edges = torch.zeros(2, 0, dtype=torch.long, device=pairs.device)
-        empty_vectors = torch.zeros(0, 3, dtype=self.dtype, device=pairs.device)
-        return self._readout(pairs % num_species, pairs // num_species, empty_edges, empty_vectors)
+        species, node_fidelity = pairs % num_species, pairs // num_species
+        return self._head(self._lone_features(species, node_fidelity), node_fidelity)
+
+    def _lone_features(self, species: torch.Tensor, node_fidelity: torch.Tensor) -> torch.Tensor:
+        """Final node features of atoms with no neighbours."""
+        empty_edges = torch.zeros(2, 0, dtype=torch.long, device=species.device)
+        empty_vectors = torch.zeros(0, 3, dtype=self.dtype, device=species.device)
+        return self._features(species, node_fidelity, empty_edges, empty_vectors)
+
+    @staticmethod
+    def _edge_vectors(
+        positions: torch.Tensor,
+        cell: torch.Tensor,
+        edge_index: torch.Tensor,
+        edge_shifts: torch.Tensor,
+        batch_index: torch.Tensor,
+    ) -> torch.Tensor:
+        """Vectors [E, 3] from each edge's centre to its neighbour's periodic image."""
+        centre, neighbour = edge_index[0], edge_index[1]
+        # shifts @ cell per edge, as a broadcast sum (a batched product of 1x3 by 3x3 matrices is slower)
+        offsets = (edge_shifts.unsqueeze(-1) * cell[batch_index[centre]]).sum(1)
+        return positions[neighbour] - positions[centre] + offsets
+
+    @staticmethod
+    def _per_structure(atomic: torch.Tensor, batch_index: torch.Tensor, num_structures: int) -> torch.Tensor:
+        """Sum of per-atom energies [N] per structure [B], in float64."""
+        energy = torch.zeros(num_structures, dtype=torch.float64, device=atomic.device)
+        return energy.index_add(0, batch_index, atomic.to(torch.float64))
 
     def energy_with_frozen_features(self, batch: dict[str, torch.Tensor], fidelity: int) -> torch.Tensor:
         """Energy [B] (float64, eV) of each structure at fidelity index ``fidelity``, features without gradient.
@@ -216,22 +228,22 @@ class MultiFidelityPotential(nn.Module):
         species = self.species(batch[keys.ATOMIC_NUMBERS])
         node_fidelity = torch.full_like(batch_index, fidelity)
         edge_index = batch[keys.EDGE_INDEX]
-        positions = batch[keys.POSITIONS].to(self.dtype)
-        cell = batch[keys.CELL].to(self.dtype)
-        centre, neighbour = edge_index[0], edge_index[1]
-        offsets = (batch[keys.EDGE_SHIFTS].to(self.dtype).unsqueeze(-1) * cell[batch_index[centre]]).sum(1)
-        edge_vectors = positions[neighbour] - positions[centre] + offsets
+        edge_vectors = self._edge_vectors(
+            batch[keys.POSITIONS].to(self.dtype),
+            batch[keys.CELL].to(self.dtype),
+            edge_index,
+            batch[keys.EDGE_SHIFTS].to(self.dtype),
+            batch_index,
+        )
         unique, inverse = torch.unique(species, return_inverse=True)
         lone_fidelity = torch.full_like(unique, fidelity)
-        no_edges = torch.zeros(2, 0, dtype=torch.long, device=species.device)
         with torch.no_grad():
             features = self._features(species, node_fidelity, edge_index, edge_vectors, recompute=True)
-            lone = self._features(unique, lone_fidelity, no_edges, edge_vectors.new_zeros(0, 3))
+            lone = self._lone_features(unique, lone_fidelity)
         y = self._head(features, node_fidelity)
         y_isolated = self._head(lone, lone_fidelity)[inverse]
         atomic = self.element_references[node_fidelity, species] + self.energy_scale[node_fidelity] * (y - y_isolated)
-        energy = torch.zeros(batch[keys.FIDELITY].shape[0], dtype=torch.float64, device=atomic.device)
-        return energy.index_add(0, batch_index, atomic.to(torch.float64))
+        return self._per_structure(atomic, batch_index, batch[keys.FIDELITY].shape[0])
 
     def forward(
         self,
@@ -267,16 +279,11 @@ class MultiFidelityPotential(nn.Module):
         create_graph = self.training if create_graph is None else create_graph
 
         def energy_fn(positions: torch.Tensor, cell: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            centre, neighbour = edge_index[0], edge_index[1]
-            # shifts @ cell per edge, as a broadcast sum (a batched product of 1x3 by 3x3 matrices is slower)
-            offsets = (edge_shifts.unsqueeze(-1) * cell[batch_index[centre]]).sum(1)
-            edge_vectors = positions[neighbour] - positions[centre] + offsets
+            edge_vectors = self._edge_vectors(positions, cell, edge_index, edge_shifts, batch_index)
             # without create_graph, no derivative is differentiated again: use the memory-lean message pass
-            y = self._readout(species, node_fidelity, edge_index, edge_vectors, recompute=not create_graph)
-            atomic = reference + scale * (y - y_isolated)
-            energy = torch.zeros(num_structures, dtype=torch.float64, device=atomic.device)
-            energy = energy.index_add(0, batch_index, atomic.to(torch.float64))
-            return energy, atomic
+            features = self._features(species, node_fidelity, edge_index, edge_vectors, recompute=not create_graph)
+            atomic = reference + scale * (self._head(features, node_fidelity) - y_isolated)
+            return self._per_structure(atomic, batch_index, num_structures), atomic
 
         return energy_forces_stress(
             energy_fn,

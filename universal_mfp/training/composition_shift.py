@@ -122,12 +122,6 @@ def parse_formula(formula: str) -> Composition:
     return total
 
 
-def _mp2020() -> Any:
-    from pymatgen.entries.compatibility import MaterialsProject2020Compatibility
-
-    return MaterialsProject2020Compatibility(check_potcar=False)
-
-
 def read_mp_gga_r2scan_pairs(path: str | Path, *, exclude: Iterable[str] = ()) -> list[PairedEnergy]:
     """Materials with both an MP GGA(+U) and an r2SCAN energy in the rxnnet table, MP2020 corrections removed.
 
@@ -141,13 +135,13 @@ def read_mp_gga_r2scan_pairs(path: str | Path, *, exclude: Iterable[str] = ()) -
     """
     from pymatgen.entries.computed_entries import ComputedEntry
 
-    from universal_mfp.hull.mp2020 import mp_hubbards
+    from universal_mfp.hull.mp2020 import mp2020_compatibility, mp_run_parameters
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no MP GGA/r2SCAN energy table at {path}")
     excluded = set(exclude)
-    compat = _mp2020()
+    compat = mp2020_compatibility()
     needed = {"likely_mpid", "formula", "e_gga_gga_u", "e_r2scan", "hf_r2scan"}
     pairs = []
     opener = gzip.open if path.suffix == ".gz" else open
@@ -163,10 +157,9 @@ def read_mp_gga_r2scan_pairs(path: str | Path, *, exclude: Iterable[str] = ()) -
             except ValueError:
                 logger.debug("skipping unparsable formula %r", row["formula"])
                 continue
-            hubbards = mp_hubbards(composition, compat.u_settings)
+            run = mp_run_parameters(composition, compat.u_settings)
             natoms = composition.num_atoms
             corrected = float(row["e_gga_gga_u"]) * natoms
-            run = {"run_type": "GGA+U" if hubbards else "GGA", "hubbards": hubbards, "is_hubbard": bool(hubbards)}
             with warnings.catch_warnings():  # pymatgen warns per entry about oxidation-state guesses
                 warnings.simplefilter("ignore", UserWarning)
                 entry = ComputedEntry(composition, corrected, parameters=run)
@@ -178,7 +171,7 @@ def read_mp_gga_r2scan_pairs(path: str | Path, *, exclude: Iterable[str] = ()) -
                 PairedEnergy(
                     material_id=row["likely_mpid"],
                     composition=composition,
-                    hubbard=bool(hubbards),
+                    hubbard=run["is_hubbard"],
                     source_energy=(corrected - correction) / natoms,
                     target_energy=float(row["e_r2scan"]),
                     target_formation=float(row["hf_r2scan"]),
@@ -205,13 +198,15 @@ def fit_composition_shift(
 
     ``target_element_energies`` (eV/atom by symbol) are the target fidelity's own elemental energies: each
     element's shift moves by the difference from the elemental energies the table's formation energies imply,
-    and elements without one are dropped. Their table energies may be on another scale (MP's r2SCAN and the
-    MatPES-style r2SCAN free-atom energies of Bi, Pb or Tl differ by tens of eV/atom: other PAW valences), and
-    a prior built on such a shift would ask the model for offsets no structure supports.
+    and elements without one are dropped. Their table energies may be on another scale: against the MatPES-style
+    r2SCAN free-atom energies, the Bi, Pb and Tl shifts were off by tens of eV/atom, offsets no structure
+    supports.
     """
     if len(pairs) < 2:
         raise ValueError("need at least two paired materials to fit a shift")
-    compat = _mp2020()
+    from universal_mfp.hull.mp2020 import mp2020_compatibility
+
+    compat = mp2020_compatibility()
     settings = {anion: tuple(sorted(m for m, u in metals.items() if u)) for anion, metals in compat.u_settings.items()}
     elements = sorted({el.symbol for p in pairs for el in p.composition.elements})
     hubbard_metals = sorted({m for metals in settings.values() for m in metals} & set(elements))
