@@ -136,7 +136,7 @@ def write_dataset(
             "created_utc": datetime.now(timezone.utc).isoformat(),
             "inputs": list(inputs),
             "split": {
-                "by": "material_id|matpes_id|task_id|geometry",
+                "by": "composition_group|material_id|matpes_id|task_id|geometry",
                 "fractions": dict(zip(SPLITS, fractions, strict=True)),
                 "seed": seed,
             },

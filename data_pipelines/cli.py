@@ -1,4 +1,7 @@
-"""Command line: ``python -m data_pipelines pull|pair|build|import|all`` (also ``umfp data ...``)."""
+"""Command line: ``python -m data_pipelines pull|pair|build|import|all|generate|teach|manifest``.
+
+The same commands run as ``umfp data ...``.
+"""
 
 from __future__ import annotations
 
@@ -49,6 +52,47 @@ def _add_build_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
 
 
+def _add_shard_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--workers", type=int, default=1, help="worker processes (one torch thread each)")
+    p.add_argument("--part", help="i/N: only this part of the shards (N independent machines or batch jobs)")
+    p.add_argument("--max-shards", type=int, help="stop after this many shards (a resumable piece of the work)")
+
+
+def _add_generate_args(p: argparse.ArgumentParser) -> None:
+    from data_pipelines.generate import GenerationSettings
+
+    defaults = GenerationSettings()
+    p.add_argument("out", type=Path, help="generation folder (plan.json, structures-*.extxyz, manifest.json)")
+    p.add_argument(
+        "--frames-dir", type=Path, help="real MP frames (default $UMFP_SHARED_DATA/frames or ../shared/data/frames)"
+    )
+    p.add_argument("--seed", type=int, default=defaults.seed)
+    p.add_argument("--num-decorated", type=int, default=defaults.num_decorated, help="decorated prototypes")
+    p.add_argument("--num-u-focus", type=int, default=defaults.num_u_focus, help="GGA+U metal oxides/fluorides")
+    p.add_argument("--jobs-per-shard", type=int, default=defaults.jobs_per_shard)
+    p.add_argument("--relax-steps", type=int, default=defaults.relax_steps)
+    p.add_argument("--max-real-atoms", type=int, default=defaults.max_real_atoms)
+    p.add_argument("--driver", default=defaults.driver, help="teacher spec that relaxes and runs MD")
+    p.add_argument("--elements", nargs="*", help="elements of the elemental crystals (default: every teacher element)")
+    p.add_argument("--max-real-structures", type=int, help="take only the first N real structures (default: all)")
+    _add_shard_args(p)
+
+
+def _add_teach_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("structures", type=Path, help="generation folder (structures-*.extxyz)")
+    p.add_argument("out", type=Path, help="labelled dataset folder (labels-*.parquet, manifest.json)")
+    p.add_argument(
+        "--teacher",
+        action="append",
+        required=True,
+        metavar="FIDELITY=SPEC",
+        help="a teacher and the fidelity its labels form, e.g. pbe=chgnet:0.3.0 (repeat for each teacher)",
+    )
+    p.add_argument("--fractions", type=float, nargs=3, default=[0.9, 0.05, 0.05], metavar=("TRAIN", "VAL", "TEST"))
+    p.add_argument("--seed", type=int, default=0, help="split seed")
+    _add_shard_args(p)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation and tests)."""
     parser = argparse.ArgumentParser(prog="python -m data_pipelines", description=__doc__)
@@ -76,6 +120,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out", type=Path, help="dataset folder")
     p.add_argument("--fidelity", help="fidelity of frames without info['functional'] (e.g. pbe)")
     _add_build_args(p)
+
+    p = sub.add_parser("generate", help="generate crystals (prototypes, substitution, configurations) for teachers")
+    _add_generate_args(p)
+
+    p = sub.add_parser("teach", help="label generated crystals with teachers, each teacher a fidelity")
+    _add_teach_args(p)
+
+    p = sub.add_parser("manifest", help="rebuild the manifest of a generation or labelled folder (after merging parts)")
+    p.add_argument("folder", type=Path)
 
     p = sub.add_parser("all", help="pull, pair and build")
     p.add_argument("out", type=Path, help="work folder: pull/ and dataset/ are created in it")
@@ -142,6 +195,77 @@ def _records_path(path: Path) -> Path:
     return path / "records.jsonl" if path.is_dir() else path
 
 
+def _shared_frames() -> Path:
+    import os
+
+    root = Path(os.environ.get("UMFP_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+    return root / "frames"
+
+
+def _run_generate(args: argparse.Namespace, progress: bool) -> None:
+    from data_pipelines.generate import GenerationSettings, generate
+
+    settings = GenerationSettings(
+        seed=args.seed,
+        num_decorated=args.num_decorated,
+        num_u_focus=args.num_u_focus,
+        jobs_per_shard=args.jobs_per_shard,
+        relax_steps=args.relax_steps,
+        max_real_atoms=args.max_real_atoms,
+        driver=args.driver,
+        elemental_elements=tuple(_split_list(args.elements)) if args.elements else None,
+        max_real_structures=args.max_real_structures,
+    )
+    frames_dir = args.frames_dir or _shared_frames()
+    if not frames_dir.is_dir():
+        raise FileNotFoundError(f"real frames folder {frames_dir} not found: pass --frames-dir")
+    manifest = generate(
+        args.out,
+        frames_dir,
+        settings,
+        workers=args.workers,
+        part=args.part,
+        max_shards=args.max_shards,
+        progress=progress,
+    )
+    logger.info("generated %d of %d shards in %s", manifest["num_shards_done"], manifest["num_shards"], args.out)
+
+
+def _run_teach(args: argparse.Namespace, progress: bool) -> None:
+    from data_pipelines.teach import teach
+    from data_pipelines.teachers import teachers_from_pairs
+
+    manifest = teach(
+        args.structures,
+        args.out,
+        teachers_from_pairs(args.teacher),
+        workers=args.workers,
+        part=args.part,
+        fractions=args.fractions,
+        seed=args.seed,
+        max_shards=args.max_shards,
+        progress=progress,
+    )
+    logger.info("labelled %d shards in %s", manifest["num_shards_done"], args.out)
+
+
+def _run_manifest(folder: Path) -> None:
+    import json as _json
+
+    from data_pipelines import generate as generation
+    from data_pipelines import teach as teaching
+    from data_pipelines.shard_runner import MANIFEST, write_manifest
+
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no such folder: {folder}")
+    old = folder / MANIFEST
+    header = _json.loads(old.read_text()) if old.is_file() else {}
+    header = {k: v for k, v in header.items() if k not in ("shards", "num_shards_done", "updated_utc")}
+    prefix = teaching.PREFIX if any(folder.glob(f"{teaching.PREFIX}-*.json")) else generation.PREFIX
+    manifest = write_manifest(folder, prefix, header)
+    logger.info("%s: %d shards", folder / MANIFEST, manifest["num_shards_done"])
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the data pipeline command line; return the exit status (0 on success)."""
     args = build_parser().parse_args(argv)
@@ -163,13 +287,19 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "import":
             manifest = import_extxyz(args.inputs, args.out, fidelity=args.fidelity, **_build_kwargs(args, progress))
             logger.info("dataset rows: %s", json.dumps(manifest["rows"]))
+        elif args.command == "generate":
+            _run_generate(args, progress)
+        elif args.command == "teach":
+            _run_teach(args, progress)
+        elif args.command == "manifest":
+            _run_manifest(args.folder)
         elif args.command == "all":
             pull_dir, dataset_dir = args.out / "pull", args.out / "dataset"
             records = _run_pull(args, pull_dir, progress)
             _run_pair(args, records, pull_dir, progress)
             manifest = build_dataset(records, dataset_dir, **_build_kwargs(args, progress))
             logger.info("dataset rows: %s", json.dumps(manifest["rows"]))
-    except (MPPullError, FileExistsError, FileNotFoundError, ValueError) as error:
+    except (MPPullError, FileExistsError, FileNotFoundError, ValueError, ImportError) as error:
         logger.error("%s", error)  # a clear one-line message, no traceback for user errors
         return 1
     return 0

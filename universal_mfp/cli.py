@@ -174,7 +174,7 @@ def _cmd_data(args: argparse.Namespace) -> int:
 def _add_data(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "data",
-        help="Materials Project pipeline: pull | pair | build | import | all (umfp data --help)",
+        help="data pipeline: pull | pair | build | import | all | generate | teach | manifest (umfp data --help)",
         add_help=False,
     )
     parser.add_argument("data_args", nargs=argparse.REMAINDER, help="arguments of python -m data_pipelines")

@@ -6,7 +6,7 @@ parquet shards) becomes a ``Frame`` first; graphs for the model are built from f
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -128,6 +128,34 @@ class Frame:
         }
         fields.update(changes)
         return Frame(**fields)
+
+
+def non_finite_labels(frame: Frame) -> list[str]:
+    """The names of a frame's labels that hold NaN or inf (``energy``, ``forces``, ``stress``)."""
+    bad = []
+    if frame.energy is not None and not np.isfinite(frame.energy):
+        bad.append("energy")
+    if frame.forces is not None and not np.isfinite(frame.forces).all():
+        bad.append("forces")
+    if frame.stress is not None and not np.isfinite(frame.stress).all():
+        bad.append("stress")
+    return bad
+
+
+def check_finite_labels(frames: Sequence[Frame], source: str) -> None:
+    """Refuse frames with NaN or inf labels, naming the source, the frame and the label.
+
+    Raises:
+        ValueError: for the first frame with a non-finite energy, force or stress.
+    """
+    for index, frame in enumerate(frames):
+        bad = non_finite_labels(frame)
+        if bad:
+            ident = frame.info.get("frame_id", index)
+            raise ValueError(
+                f"{source}: frame {index} ({ident}) has non-finite (NaN or inf) {', '.join(bad)}; "
+                "refusing to train on it: fix or drop that frame"
+            )
 
 
 def frame_from_atoms(atoms: Atoms, *, fidelity: str | None = None, with_labels: bool = False) -> Frame:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from universal_mfp.data.batching import collate_graphs
-from universal_mfp.data.frame import Frame
+from universal_mfp.data.frame import Frame, check_finite_labels
 from universal_mfp.data.graph import Graph, frame_to_graph
 from universal_mfp.fidelity import fidelity_index
 
@@ -17,6 +17,7 @@ class GraphDataset:
 
     def __init__(self, frames: Sequence[Frame], cutoff: float, fidelities: Sequence[str]) -> None:
         self.frames = list(frames)
+        check_finite_labels(self.frames, "training data")
         self.graphs: list[Graph] = []
         for k, frame in enumerate(self.frames):
             try:

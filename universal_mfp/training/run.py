@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from universal_mfp.data.frame import Frame
+from universal_mfp.data.frame import Frame, check_finite_labels
 from universal_mfp.data.readers import read_frames
 from universal_mfp.fidelity import CANONICAL_FIDELITIES
 from universal_mfp.model.config import ModelConfig
@@ -59,6 +59,7 @@ def read_sources_with_repeats(config: RunConfig) -> tuple[list[Frame], np.ndarra
     repeats: list[int] = []
     for source in config.data.sources:
         read = read_frames(source.path, fidelity=source.fidelity, fidelity_map=config.data.fidelity_map)
+        check_finite_labels(read, str(source.path))
         frames.extend(read)
         repeats.extend([source.repeat] * len(read))
     if not frames:

@@ -1,6 +1,7 @@
 """Train/validation/test splits by material (never by frame), so no material is on both sides.
 
-A frame's group is its material id, else its MatPES id, else its calculation (task) id, else its
+A frame's group is its composition group (teacher-labelled generated crystals: every frame derived from
+one composition, at every fidelity), else its material id, else its MatPES id, else its calculation (task) id, else its
 geometry: frames without ids (e.g. points of a dimer curve) are grouped by structure, so the same
 geometry computed at two fidelities always lands in the same split, while different points of one
 curve may be split.
@@ -24,11 +25,11 @@ logger = logging.getLogger(__name__)
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 
 # info keys that identify the material a frame belongs to, in order of preference
-GROUP_KEYS = ("material_id", "matpes_id", "task_id")
+GROUP_KEYS = ("composition_group", "material_id", "matpes_id", "task_id")
 
 
 def group_key(frame: Frame) -> str:
-    """The group a frame is split with: its material id, else its task id, else its geometry."""
+    """The group a frame is split with: the first of ``GROUP_KEYS`` it has, else its geometry."""
     for key in GROUP_KEYS:
         value = frame.info.get(key)
         if value:

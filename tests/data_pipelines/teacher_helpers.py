@@ -1,0 +1,85 @@
+"""Small settings and test teachers for the generation and labelling tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from ase.calculators.calculator import Calculator, all_changes
+from ase.io import read, write
+
+from data_pipelines.generate import GenerationSettings
+
+REAL_FILES = (
+    "mp_gga_task_frames.extxyz",
+    "mp_LiFeO_entries.extxyz",
+    "mp_pbe_element_polymorphs.extxyz",
+    "matpes_element_refs_PBE.extxyz",
+)
+
+# a small run: 7 elemental, 2 real, 2 GGA+U-metal and 8 decorated jobs, with every configuration type likely
+SMALL_SETTINGS = GenerationSettings(
+    seed=3,
+    num_decorated=8,
+    num_u_focus=2,
+    jobs_per_shard=4,
+    relax_steps=3,
+    md_probability=0.5,
+    md_steps=4,
+    vacancy_probability=0.5,
+    surface_probability=0.3,
+    elemental_elements=("Si", "Cu"),
+    max_real_structures=2,
+)
+
+
+def write_small_real_frames(shared_frames_dir: Path, out: Path) -> Path:
+    """Copy the first few small real frames of each seed file into ``out`` (a temporary folder)."""
+    out.mkdir(parents=True, exist_ok=True)
+    for name in REAL_FILES:
+        frames = [a for a in read(shared_frames_dir / name, ":40") if len(a) <= 8][:3]
+        write(out / name, frames, format="extxyz")
+    return out
+
+
+class HarmonicCalculator(Calculator):
+    """A pair-spring calculator (energy, forces, stress) that turns NaN for chosen chemistries or raises.
+
+    ``nan_for`` and ``crash_for`` are element symbols: a structure containing one gets a NaN energy or an
+    exception.
+    """
+
+    implemented_properties = ("energy", "forces", "stress")
+
+    def __init__(self, nan_for: tuple[str, ...] = (), crash_for: tuple[str, ...] = ()) -> None:
+        super().__init__()
+        self.nan_for = nan_for
+        self.crash_for = crash_for
+        self.license = "MIT (test calculator)"
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes) -> None:
+        super().calculate(atoms, properties, system_changes)
+        symbols = set(self.atoms.get_chemical_symbols())
+        if symbols & set(self.crash_for):
+            raise RuntimeError("test calculator crash")
+        positions = self.atoms.positions
+        energy = float(0.1 * np.sum(positions**2))
+        forces = -0.2 * positions
+        if symbols & set(self.nan_for):
+            energy = float("nan")
+        self.results = {"energy": energy, "forces": forces, "stress": np.zeros(6)}
+
+
+def nan_for_oxygen() -> HarmonicCalculator:
+    """Teacher factory: NaN energies for every structure with oxygen."""
+    return HarmonicCalculator(nan_for=("O",))
+
+
+def crash_for_copper() -> HarmonicCalculator:
+    """Teacher factory: raises on every structure with copper."""
+    return HarmonicCalculator(crash_for=("Cu",))
+
+
+def not_a_calculator() -> str:
+    """A factory that returns something that is not a calculator."""
+    return "nope"

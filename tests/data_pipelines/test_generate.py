@@ -1,0 +1,222 @@
+"""Structure generation: a deterministic, charge-balanced plan; configurations; resumable shards."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.build import bulk
+from ase.io import read
+from pymatgen.io.ase import AseAtomsAdaptor
+
+from data_pipelines.configurations import is_sane, min_distance, rattle, strain, supercell_at_least, surface, vacancy
+from data_pipelines.generate import GenerationSettings, build_plan, generate, prototype_registry
+from data_pipelines.prototypes import TEACHER_ELEMENTS, common_prototypes
+from data_pipelines.shard_runner import parse_part
+from data_pipelines.substitution import U_METALS, cation_candidates, decorate, sample_decoration
+from tests.conftest import REPO_ROOT
+from tests.data_pipelines.teacher_helpers import SMALL_SETTINGS, write_small_real_frames
+
+pytestmark = pytest.mark.shared_data
+
+
+@pytest.fixture(scope="module")
+def small_frames(shared_frames_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_small_real_frames(shared_frames_dir, tmp_path_factory.mktemp("real_seeds"))
+
+
+def _charge(prototype, variant: int) -> int:
+    roles = prototype.role_variants[variant]
+    return sum(int(roles[str(site.specie)]) for site in prototype.structure)
+
+
+def test_common_prototypes_are_charge_balanced_and_have_sane_geometry():
+    for prototype in common_prototypes():
+        assert is_sane(AseAtomsAdaptor.get_atoms(prototype.structure)), prototype.name
+        for variant, roles in enumerate(prototype.role_variants):
+            if all(isinstance(r, int) for r in roles.values()):
+                assert _charge(prototype, variant) == 0, (prototype.name, roles)
+
+
+def test_spinel_and_laves_have_their_textbook_stoichiometry():
+    by_name = {p.name: p for p in common_prototypes()}
+    assert by_name["spinel"].structure.composition.reduced_formula == "MgAl2O4"
+    assert len(by_name["spinel"].structure) == 14
+    assert by_name["laves_c15"].structure.composition.reduced_formula == "MgCu2"
+
+
+def test_cation_candidates_come_from_substitution_data_and_teachers_know_them():
+    divalent = cation_candidates(2)
+    assert {"Mg", "Ca", "Fe", "Zn", "Ra"} <= set(divalent)
+    assert not {"O", "Cl", "Cm"} & set(divalent)  # no anion, nothing past Pu
+    assert set(cation_candidates(3)) <= set(TEACHER_ELEMENTS)
+
+
+def test_decoration_keeps_charge_and_predicts_a_sensible_volume():
+    rocksalt = next(p for p in common_prototypes() if p.name == "rocksalt")
+    structure = decorate(rocksalt, 1, {"Na": "Mg", "Cl": "O"})  # variant 1: A(2+) X(2-)
+    assert structure.composition.reduced_formula == "MgO"
+    a = (4 * structure.volume) ** (1 / 3)
+    assert 4.0 < a < 4.5  # MgO: 4.21 Å measured; radius ratios get within a few per cent
+    variant, mapping = sample_decoration(rocksalt, np.random.default_rng(0))
+    roles = rocksalt.role_variants[variant]
+    assert len(set(mapping.values())) == 2
+    assert roles["Na"] > 0 > roles["Cl"]
+
+
+def test_plan_is_deterministic_new_and_charge_balanced(small_frames: Path):
+    jobs = build_plan(SMALL_SETTINGS, small_frames)
+    assert jobs == build_plan(SMALL_SETTINGS, small_frames)
+    assert jobs != build_plan(replace(SMALL_SETTINGS, seed=4), small_frames)
+    kinds = Counter(job["kind"] for job in jobs)
+    assert kinds == {"elemental": 7, "real": 2, "u_focus": 2, "decorated": 8}
+    assert len({job["job_id"] for job in jobs}) == len(jobs)
+    registry = prototype_registry(str(small_frames))
+    formulas = []
+    for job in jobs:
+        if job["kind"] not in ("decorated", "u_focus"):
+            continue
+        prototype = registry[job["prototype"]]
+        roles = prototype.role_variants[job["variant"]]
+        assert set(job["mapping"].values()) <= set(TEACHER_ELEMENTS)
+        if all(isinstance(r, int) for r in roles.values()):
+            assert _charge(prototype, job["variant"]) == 0
+        structure = decorate(prototype, job["variant"], job["mapping"])
+        formulas.append(structure.composition.reduced_formula)
+        if job["kind"] == "u_focus":
+            elements = set(job["mapping"].values())
+            assert elements & set(U_METALS)
+            assert elements & {"O", "F"}
+    assert len(set(formulas)) == len(formulas)  # every decoration is a new composition
+
+
+def test_geometric_configurations():
+    rng = np.random.default_rng(1)
+    base = bulk("MgO", "rocksalt", a=4.21)
+    moved = rattle(base, rng, 0.1)
+    assert 0.02 < np.abs(moved.positions - base.positions).mean() < 0.2
+    strained = strain(base, rng)
+    deformation = np.linalg.solve(base.cell.array, strained.cell.array).T - np.eye(3)
+    assert np.abs(np.diag(deformation)).max() <= 0.08 + 1e-12
+    assert np.allclose(strained.get_scaled_positions(), base.get_scaled_positions())
+    big = supercell_at_least(base, 8)
+    assert len(big) >= 8
+    holes = vacancy(base, rng)
+    assert len(holes) == len(supercell_at_least(base, 8)) - 1
+    slab = surface(bulk("Cu", "fcc", a=3.61), rng)
+    assert slab is not None and slab.pbc.all()
+    heights = slab.positions[:, 2]
+    assert slab.cell.lengths()[2] - (heights.max() - heights.min()) >= 8.0  # vacuum kept
+    squeezed = Atoms("Cu2", positions=[[0, 0, 0], [0.3, 0, 0]], cell=np.eye(3) * 5, pbc=True)
+    assert min_distance(squeezed) == pytest.approx(0.3)
+    assert not is_sane(squeezed)
+
+
+def test_part_parsing():
+    assert parse_part(None) == (0, 1)
+    assert parse_part("2/8") == (1, 8)
+    for bad in ("0/2", "3/2", "x", "1-2"):
+        with pytest.raises(ValueError, match="--part"):
+            parse_part(bad)
+
+
+CLI_SETTINGS = GenerationSettings(
+    seed=3,
+    num_decorated=6,
+    num_u_focus=2,
+    jobs_per_shard=2,
+    relax_steps=3,
+    elemental_elements=("Si", "Cu"),
+    max_real_structures=2,
+)
+CLI_ARGS = [
+    "--seed",
+    "3",
+    "--num-decorated",
+    "6",
+    "--num-u-focus",
+    "2",
+    "--jobs-per-shard",
+    "2",
+    "--relax-steps",
+    "3",
+    "--elements",
+    "Si",
+    "Cu",
+    "--max-real-structures",
+    "2",
+]
+
+
+def _shard_hashes(folder: Path) -> dict[str, str]:
+    return {p.name: json.loads(p.read_text())["sha256"] for p in sorted(folder.glob("structures-*.json"))}
+
+
+@pytest.mark.slow
+def test_generation_killed_mid_run_resumes_without_loss_or_duplicates(small_frames: Path, tmp_path: Path):
+    reference = generate(tmp_path / "reference", small_frames, CLI_SETTINGS, progress=False)
+    assert reference["num_shards_done"] == reference["num_shards"] == 9
+
+    out = tmp_path / "killed"
+    command = [
+        sys.executable,
+        "-m",
+        "data_pipelines",
+        "--no-progress",
+        "generate",
+        str(out),
+        "--frames-dir",
+        str(small_frames),
+        *CLI_ARGS,
+    ]
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and process.poll() is None and len(list(out.glob("structures-*.json"))) < 2:
+        time.sleep(0.2)
+    assert process.poll() is None, "the run ended before it could be killed"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    done_before = len(list(out.glob("structures-*.json")))
+    assert 2 <= done_before < 9
+
+    resumed = subprocess.run(command, check=False, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["num_shards_done"] == 9
+    assert _shard_hashes(out) == _shard_hashes(tmp_path / "reference")  # same structures, bit for bit
+    ids = [a.info["frame_id"] for p in sorted(out.glob("structures-*.extxyz")) for a in read(p, ":")]
+    assert len(ids) == len(set(ids)) == sum(entry["frames"] for entry in manifest["shards"])
+    assert not list(out.glob(".*.tmp"))  # no temporary file left behind
+
+
+@pytest.mark.slow
+def test_parts_split_the_shards_and_merge_to_the_whole(small_frames: Path, tmp_path: Path):
+    from data_pipelines.cli import main
+
+    out = tmp_path / "parts"
+    for part in ("1/2", "2/2"):
+        assert (
+            main(["--no-progress", "generate", str(out), "--frames-dir", str(small_frames), *CLI_ARGS, "--part", part])
+            == 0
+        )
+        done = sorted(int(p.stem.rsplit("-", 1)[1]) for p in out.glob("structures-*.json"))
+        if part == "1/2":
+            assert done == [0, 2, 4, 6, 8]
+    assert main(["--no-progress", "manifest", str(out)]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["num_shards_done"] == 9
+    configs = Counter(a.info["config_type"] for p in out.glob("structures-*.extxyz") for a in read(p, ":"))
+    assert {"initial", "relaxed", "rattle", "strain", "real"} <= set(configs)
+    # a plan made with other settings is refused, not mixed in
+    assert main(["--no-progress", "generate", str(out), "--frames-dir", str(small_frames), *CLI_ARGS[:-1], "3"]) == 1
