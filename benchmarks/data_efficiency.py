@@ -18,7 +18,13 @@ turns this off). Every method gets the same number of optimiser steps in total (
 transfer and delta counts against their budget. Reports r2SCAN test energy MAE (meV/atom) and force MAE
 (meV/Å), writes a markdown table, a JSON file and a learning-curve PNG.
 
-Run: python benchmarks/data_efficiency.py [--steps 400] [--fractions 0.05 0.1 0.25 1.0]
+With --data teacher, the same comparison runs on compounds: the paired teacher dataset (datasets/teacher:
+CHGNet 0.3.0 GGA(+U) labels as "pbe", CHGNet r2SCAN labels as "r2scan", on the same structures). The test set
+is every r2SCAN frame of the dataset's test compositions (a test composition is never seen in training, at
+any fidelity); the r2SCAN fractions are sampled per composition. Its table goes into its own section of
+docs/data_efficiency.md, beside the elemental one.
+
+Run: python benchmarks/data_efficiency.py [--data elemental|teacher] [--steps 400] [--fractions 0.05 0.1 0.25 1.0]
 """
 
 from __future__ import annotations
@@ -55,7 +61,12 @@ MODEL = dict(
 
 
 def system_key(frame):
-    return frame.info.get("pair") or frame.info.get("element") or frame.info["frame_id"]
+    return (
+        frame.info.get("composition_group")
+        or frame.info.get("pair")
+        or frame.info.get("element")
+        or frame.info["frame_id"]
+    )
 
 
 def near_minimum(dimers, max_above, max_force):
@@ -76,6 +87,27 @@ def load_data(max_above, max_force):
     pbe += read_extxyz(FRAMES / "matpes_element_refs_PBE.extxyz")
     r2 += read_extxyz(FRAMES / "matpes_element_refs_r2SCAN.extxyz")
     return pbe, r2
+
+
+def load_teacher_data(folder, max_compositions, seed):
+    """Teacher pairs: (pbe train, r2SCAN train pool, r2SCAN test) by the dataset's composition-group split.
+
+    ``max_compositions`` keeps a seeded sample of that many training compositions (every test composition stays).
+    """
+    from universal_mfp.data.readers import read_frames
+
+    names = {"pbe_chgnet": "pbe", "r2scan_chgnet": "r2scan"}
+    frames = [f.replace(fidelity=names[f.fidelity]) for f in read_frames(folder) if f.fidelity in names]
+    train_groups = sorted({f.info["composition_group"] for f in frames if f.info["split"] == "train"})
+    if max_compositions and len(train_groups) > max_compositions:
+        order = np.random.default_rng(seed).permutation(len(train_groups))[:max_compositions]
+        train_groups = [train_groups[k] for k in sorted(order)]
+    keep = set(train_groups)
+    train = [f for f in frames if f.info["split"] == "train" and f.info["composition_group"] in keep]
+    test = [f for f in frames if f.info["split"] == "test" and f.fidelity == "r2scan"]
+    pbe = [f for f in train if f.fidelity == "pbe"]
+    pool = [f for f in train if f.fidelity == "r2scan"]
+    return pbe, pool, test
 
 
 def split(pbe, r2, seed, test_fraction):
@@ -145,14 +177,24 @@ def main() -> None:
         help="do not repeat the r2SCAN frames in multi-fidelity training (by default they are about 1/3 of samples)",
     )
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
-    parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results" / "data_efficiency")
+    parser.add_argument("--data", choices=("elemental", "teacher"), default="elemental")
+    parser.add_argument("--teacher-dataset", type=Path, default=ROOT / "datasets" / "teacher")
+    parser.add_argument("--max-compositions", type=int, default=0, help="teacher data: training compositions kept")
+    parser.add_argument("--output", type=Path, help="results stem (default: results/data_efficiency[_teacher])")
     parser.add_argument("--docs", type=Path, default=ROOT / "docs" / "data_efficiency.md")
     args = parser.parse_args()
+    if args.output is None:
+        suffix = "_teacher" if args.data == "teacher" else ""
+        args.output = ROOT / "benchmarks" / "results" / f"data_efficiency{suffix}"
     logging.basicConfig(level=logging.WARNING)
     started = time.perf_counter()
 
-    pbe_all, r2_all = load_data(args.max_above_minimum, args.max_force)
-    pbe, pool, test = split(pbe_all, r2_all, args.seed, args.test_fraction)
+    if args.data == "teacher":
+        pbe, pool, test = load_teacher_data(args.teacher_dataset, args.max_compositions, args.seed)
+        pbe_all, r2_all = pbe, pool + test
+    else:
+        pbe_all, r2_all = load_data(args.max_above_minimum, args.max_force)
+        pbe, pool, test = split(pbe_all, r2_all, args.seed, args.test_fraction)
     elements = tuple(sorted({int(z) for f in pbe_all + r2_all for z in f.numbers}))
     config = ModelConfig(elements=elements, fidelities=("pbe", "r2scan"), **MODEL)
     print(f"PBE train frames {len(pbe)}, r2SCAN pool {len(pool)}, r2SCAN test {len(test)}, elements {len(elements)}")
@@ -250,11 +292,18 @@ def main() -> None:
         "max_above_minimum_eV_per_atom": args.max_above_minimum,
         "max_force_eV_per_A": args.max_force,
         "balanced_multi_fidelity_sampling": args.balance,
+        "data": args.data,
+        "max_compositions": args.max_compositions,
+        "train_compositions": len({system_key(f) for f in pool}) if args.data == "teacher" else None,
+        "test_compositions": len({system_key(f) for f in test}) if args.data == "teacher" else None,
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.with_suffix(".json").write_text(json.dumps({"meta": meta, "results": results}, indent=2))
     plot(results, args.fractions, args.methods, args.output.with_suffix(".png"))
-    write_markdown(results, args.fractions, args.methods, meta, args.docs, args.output.with_suffix(".png"))
+    if args.data == "teacher":
+        write_teacher_section(results, args.fractions, args.methods, meta, args.docs, args.output.with_suffix(".png"))
+    else:
+        write_markdown(results, args.fractions, args.methods, meta, args.docs, args.output.with_suffix(".png"))
     print(f"done in {total / 60:.1f} min; {params} parameters; results in {args.output}.json/.png and {args.docs}")
 
 
@@ -281,6 +330,21 @@ def plot(results, fractions, methods, path):
     fig.savefig(path, dpi=120)
 
 
+def table_lines(results, fractions, methods):
+    """The markdown table of r2SCAN test errors: one row per fraction, one column per method."""
+    lines = [
+        "r2SCAN test energy MAE (meV/atom) / force MAE (meV/Å):",
+        "",
+        "| r2SCAN fraction | frames | " + " | ".join(methods) + " |",
+        "|---|---|" + "---|" * len(methods),
+    ]
+    for f in fractions:
+        n = results[f"{methods[0]}@{f}"]["r2scan_frames"]
+        cells = [f"{results[f'{m}@{f}']['energy_mae']:.1f} / {results[f'{m}@{f}']['forces_mae']:.0f}" for m in methods]
+        lines.append(f"| {f:.0%} | {n} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def write_markdown(results, fractions, methods, meta, path, png):
     sampling = (
         "repeat the r2SCAN frames so they are about a third of the samples"
@@ -301,18 +365,44 @@ def write_markdown(results, fractions, methods, meta, path, png):
         f"their curve's minimum or with a force above {meta['max_force_eV_per_A']} eV/Å (the hard-core wall, up to "
         "170 eV/atom) are left out of every set.",
         "",
-        "r2SCAN test energy MAE (meV/atom) / force MAE (meV/Å):",
-        "",
-        "| r2SCAN fraction | frames | " + " | ".join(methods) + " |",
-        "|---|---|" + "---|" * len(methods),
+        *table_lines(results, fractions, methods),
     ]
-    for f in fractions:
-        n = results[f"{methods[0]}@{f}"]["r2scan_frames"]
-        cells = [f"{results[f'{m}@{f}']['energy_mae']:.1f} / {results[f'{m}@{f}']['forces_mae']:.0f}" for m in methods]
-        lines.append(f"| {f:.0%} | {n} | " + " | ".join(cells) + " |")
     lines += ["", f"![learning curves]({os.path.relpath(png, path.parent)})", ""]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
+
+
+TEACHER_BEGIN = "<!-- data_efficiency --data teacher: begin -->"
+TEACHER_END = "<!-- data_efficiency --data teacher: end -->"
+
+
+def write_teacher_section(results, fractions, methods, meta, path, png):
+    """Write (or replace) the compounds section of the docs page, leaving the elemental section as it is."""
+    lines = [
+        TEACHER_BEGIN,
+        "## Compounds: the paired teacher dataset (measured)",
+        "",
+        f"Written by `benchmarks/data_efficiency.py --data teacher` ({meta['seconds'] / 60:.1f} min on "
+        f"{meta['threads']} CPU threads; torch {meta['torch']}). Data: datasets/teacher, CHGNet 0.3.0 labels as "
+        "`pbe` and CHGNet r2SCAN labels as `r2scan` on the same structures; "
+        f"{meta['train_compositions']} training compositions "
+        f"({meta['pbe_train_frames']} PBE frames, {meta['r2scan_pool_frames']} r2SCAN frames in the pool); the test "
+        f"set is every r2SCAN frame of the {meta['test_compositions']} test compositions ({meta['test_frames']} "
+        "frames), never seen in training at either fidelity. Same model and recipe as above: "
+        f"{meta['parameters']} parameters, {meta['steps_per_stage']} steps per stage, every method "
+        f"{2 * meta['steps_per_stage']} steps in total, batch {meta['batch_size']}.",
+        "",
+        *table_lines(results, fractions, methods),
+    ]
+    lines += ["", f"![learning curves on compounds]({os.path.relpath(png, path.parent)})", TEACHER_END]
+    text = path.read_text() if path.is_file() else ""
+    if TEACHER_BEGIN in text and TEACHER_END in text:
+        head, rest = text.split(TEACHER_BEGIN, 1)
+        tail = rest.split(TEACHER_END, 1)[1]
+        text = head + "\n".join(lines) + tail
+    else:
+        text = text.rstrip("\n") + "\n\n" + "\n".join(lines) + "\n"
+    path.write_text(text)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,14 @@ Stages, each a module with one job:
 - ``pair``: GGA(+U) <-> r2SCAN pairs of the same material, verified with ``StructureMatcher``.
 - ``build_dataset``: records or frames -> parquet shards, split by material, statistics, manifest.
 - ``importer``: extxyz files -> the same shards.
-- ``cli``: ``python -m data_pipelines pull|pair|build|import|all``.
+- ``prototypes``, ``substitution``, ``configurations``: seed crystals, charge-balanced decoration, and the
+  configurations around a crystal (relaxation path, rattles, strains, MD, vacancies, surfaces).
+- ``generate``: a seeded plan of crystals run in resumable shards -> unlabelled structures.
+- ``teachers``: ASE-calculator teachers (CHGNet 0.3.0, CHGNet r2SCAN, SevenNet, any factory) with provenance
+  and energy scales; ``teach``: every structure labelled by every teacher, one fidelity each.
+- ``shard_runner``: resumable shards, worker processes, ``--part i/N`` and manifests that merge.
+- ``teacher_stats``: statistics and integrity of a labelled folder.
+- ``cli``: ``python -m data_pipelines pull|pair|build|import|all|generate|teach|manifest``.
 """
 
 from data_pipelines.build_dataset import build_dataset, write_dataset

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Build the teacher dataset (datasets/teacher) from nothing, with one command:
+#   bash scripts/build_teacher_dataset.sh [WORKERS]
+# 1. generate: a seeded plan of ~7,000 crystals (every teacher element in fcc/bcc/hcp; the real MP structures
+#    of ../shared/data; charge-balanced decorations of common, AFLOW and real prototypes; GGA+U metals with O
+#    and F), each relaxed briefly by CHGNet 0.3.0, with rattles, strains, MD snapshots, vacancies and slabs
+#    (runs/teacher/structures, not committed);
+# 2. teach: every structure labelled by CHGNet 0.3.0 (fidelity pbe_chgnet, raw MP GGA/GGA+U scale) and by
+#    CHGNet r2SCAN (fidelity r2scan_chgnet, MP r2SCAN scale), split by composition group (datasets/teacher).
+# Both steps are resumable: rerun after an interruption and they continue where they stopped. To spread the
+# work over N machines, run each step with --part i/N on machine i, copy the folders together and run
+# `umfp data manifest FOLDER`. Needs the teachers extra: pip install -e '.[teachers]'.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+workers="${1:-2}"
+frames="${UMFP_SHARED_DATA:-../shared/data}/frames"
+umfp data generate runs/teacher/structures --frames-dir "$frames" --seed 0 --workers "$workers"
+umfp data teach runs/teacher/structures datasets/teacher \
+    --teacher pbe_chgnet=chgnet:0.3.0 --teacher r2scan_chgnet=chgnet:r2scan --seed 0 --workers "$workers"
