@@ -17,6 +17,10 @@ from ase.data import atomic_numbers, covalent_radii
 logger = logging.getLogger(__name__)
 
 MIN_DISTANCE = 0.6  # Å: a frame with two atoms closer than this is not a physical configuration
+# Å^3 per atom: no solid is denser (diamond 5.7, the densest MP elemental polymorph here 5.6). Denser cells (an
+# elemental gas scaled by its covalent radius) give the teachers thousands of neighbours per atom within their
+# cutoff: a 20 GB graph, killed by the kernel, not an error.
+MIN_VOLUME_PER_ATOM = 3.0
 
 
 def min_distance(atoms: Atoms) -> float:
@@ -37,7 +41,13 @@ def min_distance(atoms: Atoms) -> float:
 
 
 def is_sane(atoms: Atoms, *, min_fraction: float = 0.5) -> bool:
-    """No pair of atoms closer than ``MIN_DISTANCE`` or than ``min_fraction`` of the smallest covalent bond."""
+    """Whether a frame is a physical configuration worth a teacher call.
+
+    No pair of atoms closer than ``MIN_DISTANCE`` or ``min_fraction`` of the smallest covalent bond, and a
+    periodic cell of at least ``MIN_VOLUME_PER_ATOM`` per atom.
+    """
+    if atoms.pbc.all() and atoms.get_volume() / len(atoms) < MIN_VOLUME_PER_ATOM:
+        return False
     smallest = 2 * min(covalent_radii[atomic_numbers[s]] for s in set(atoms.get_chemical_symbols()))
     return min_distance(atoms) >= max(MIN_DISTANCE, min_fraction * smallest)
 

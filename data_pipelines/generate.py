@@ -300,7 +300,7 @@ def job_frames(job: dict[str, Any], settings: GenerationSettings, frames_dir: st
         frames.append(("rattle", rattle(base, rng, float(np.exp(rng.uniform(low, high))))))
     for _ in range(settings.strains):
         frames.append(("strain", strain(base, rng)))
-    if not real and rng.random() < settings.md_probability:
+    if not real and rng.random() < settings.md_probability and is_sane(base):  # never drive an unphysical cell
         temperature = float(rng.uniform(300.0, 2000.0))
         cell = supercell_at_least(base, 8)
         for snap in md_snapshots(

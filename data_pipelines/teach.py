@@ -136,6 +136,13 @@ def _input_shards(structures_dir: Path) -> list[int]:
     return indices
 
 
+def _input_changed(structures_dir: Path, out_dir: Path, index: int) -> bool:
+    """Whether a labelled shard was made from other structures than its input shard now holds (then redo it)."""
+    record = json.loads(record_path(out_dir, PREFIX, index).read_text())
+    source = structures_dir / f"{shard_stem(INPUT_PREFIX, index)}{INPUT_SUFFIX}"
+    return record.get("input_sha256") != sha256_file(source)
+
+
 def teach_shard(
     index: int,
     *,
@@ -223,11 +230,8 @@ def teach(
     out_dir.mkdir(parents=True, exist_ok=True)
     _check_settings(out_dir, settings)
     i, n = parse_part(part)
-    todo = [
-        k
-        for k in available
-        if k % n == i and k in set(pending_shards(out_dir, PREFIX, SUFFIX, max(available) + 1, (i, n)))
-    ]
+    pending = set(pending_shards(out_dir, PREFIX, SUFFIX, max(available) + 1, (i, n)))
+    todo = [k for k in available if k % n == i and (k in pending or _input_changed(structures_dir, out_dir, k))]
     if max_shards is not None:
         todo = todo[:max_shards]
     logger.info("teach: %d structure shards ready, %d to label in this part", len(available), len(todo))

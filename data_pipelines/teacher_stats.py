@@ -75,9 +75,9 @@ def dataset_statistics(folder: str | Path) -> dict[str, Any]:
         group_splits[group].add(splits[row])
         atoms.append(len(numbers[row]))
     groups = {extras[row]["composition_group"] for row in first}
-    from pymatgen.core import Composition
-
-    arity_compositions = Counter(len(Composition(g)) for g in groups)
+    # arity from the atoms, not the group text (extxyz reads a formula such as "InF" back as a float)
+    arity_of_group = {extras[row]["composition_group"]: len(set(numbers[row])) for row in first}
+    arity_compositions = Counter(arity_of_group.values())
     forces_present = sum(1 for f in table.column("forces").to_pylist() if f is not None)
     stress_present = sum(1 for s in table.column("stress").to_pylist() if s is not None)
     return {

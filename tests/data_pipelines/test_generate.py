@@ -120,6 +120,11 @@ def test_geometric_configurations():
     squeezed = Atoms("Cu2", positions=[[0, 0, 0], [0.3, 0, 0]], cell=np.eye(3) * 5, pbc=True)
     assert min_distance(squeezed) == pytest.approx(0.3)
     assert not is_sane(squeezed)
+    # an elemental gas scaled by its covalent radius: atoms 0.73 Å apart, 0.28 Å^3 per atom
+    dense_hydrogen = bulk("H", "hcp", a=0.73, c=1.19)
+    assert min_distance(dense_hydrogen) > 0.6
+    assert not is_sane(dense_hydrogen)
+    assert is_sane(bulk("C", "diamond", a=3.57))  # the densest real solid passes
 
 
 def test_part_parsing():

@@ -128,6 +128,24 @@ def test_a_killed_shard_is_redone(generated: Path, tmp_path: Path, labelled: Pat
     assert len(ids) == len(set(ids))
 
 
+def test_a_changed_structure_shard_is_relabelled(generated: Path, tmp_path: Path):
+    import shutil
+
+    structures = tmp_path / "structures"
+    shutil.copytree(generated, structures)
+    out = tmp_path / "labels"
+    teach(structures, out, TEACHERS, max_shards=1, progress=False)
+    first = structures / "structures-00000.extxyz"
+    kept = read(first, ":")[:2]  # the shard regenerated with fewer structures (e.g. a stricter sanity rule)
+    from ase.io import write
+
+    write(first, kept, format="extxyz")
+    before = (out / "labels-00000.parquet").stat().st_mtime_ns
+    teach(structures, out, TEACHERS, max_shards=1, progress=False)
+    assert (out / "labels-00000.parquet").stat().st_mtime_ns != before
+    assert len(read_frames(out / "labels-00000.parquet")) == 2 * len(kept)
+
+
 def test_bad_teacher_output_is_recorded_and_never_written(generated: Path, tmp_path: Path):
     specs = (
         ("pbe_test", "tests.data_pipelines.teacher_helpers:nan_for_oxygen"),
