@@ -17,7 +17,7 @@ import json
 import logging
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -162,7 +162,7 @@ def _u_focus_jobs(rng: np.random.Generator, ionic: list[Prototype], count: int, 
         if not cation_sites or not anion_sites:
             continue
         forced = {str(rng.choice(cation_sites)): metal, str(rng.choice(anion_sites)): anion}
-        single = prototype.__class__(prototype.name, prototype.family, prototype.structure, (roles,), prototype.weight)
+        single = replace(prototype, role_variants=(roles,))
         try:
             _, mapping = sample_decoration(single, rng, forced=forced)
         except ValueError:
