@@ -6,6 +6,10 @@
   the real fidelities are corrections on top of what the teachers teach.
 - ``folded``: the teacher labels are folded into the real fidelities they imitate (CHGNet 0.3.0 -> ``pbe``,
   CHGNet r2SCAN -> ``r2scan``), the real frames repeated so that they keep weight; same conditioning.
+- ``tied``: ``separate``, plus a prior on the teachers' frames that pulls each real fidelity to its teacher plus
+  a per-element offset (``pbe`` to ``pbe_chgnet``, offset 0: the same raw MP scale; ``r2scan`` to
+  ``r2scan_chgnet`` plus the MatPES-minus-MP r2SCAN offsets of ``datasets/teacher/r2scan_element_offsets.json``,
+  measured on training elemental ground states). The recipe of ``configs/mf-universal-v1.yaml``.
 
 Both train the same architecture for the same number of steps on the same frames: every real frame of
 ../shared/data (split by material / MatPES id / task / geometry with the bundled model's seed, 2026) and the
@@ -14,7 +18,7 @@ are on held-out data only: the teacher dataset's test compositions (against the 
 fidelities ``pbe``/``r2scan`` and, for ``separate``, at the teacher fidelities), and the real test frames of each
 source. Writes benchmarks/results/teacher_layouts_<layout>.json (one process per layout can run in parallel).
 
-Run: python benchmarks/teacher_layouts.py [--steps 3000] [--layouts separate folded] [--max-compositions N]
+Run: python benchmarks/teacher_layouts.py [--steps 3000] [--layouts separate folded tied] [--max-compositions N]
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from universal_mfp.model import ModelConfig, count_parameters
 from universal_mfp.training.baselines import train_model
 from universal_mfp.training.dataset import GraphDataset
 from universal_mfp.training.evaluation import evaluate_errors
+from universal_mfp.training.fidelity_prior import FidelityPriorSpec
 from universal_mfp.training.loss import LossWeights
 from universal_mfp.training.splits import split_of
 from universal_mfp.training.trainer import TrainerSettings
@@ -49,6 +54,7 @@ FILE_FIDELITIES = {"diatomics_PBE.extxyz": "pbe_matpes", "matpes_element_refs_PB
 # compositions the r2SCAN formation-energy benchmark and the v1 checks evaluate: kept out of training
 EVALUATION_COMPOSITIONS = ("Li2O", "Li2O2", "Fe3O4", "Fe2O3", "MgO", "SiC", "NaCl", "Al2O3", "LiF")
 FOLD = {"pbe_chgnet": "pbe", "r2scan_chgnet": "r2scan"}
+LAYOUTS = ("separate", "folded", "tied")
 MODEL = dict(
     cutoff=5.0, num_layers=2, hidden_irreps="32x0e+8x1o+4x2e", lmax_edge=2, radial_mlp_hidden=(32,), readout_hidden=16
 )
@@ -107,6 +113,13 @@ def run_layout(layout, real, teacher, args, work):
     train_teacher = [f for f in teacher if f.info["split"] == "train"]
     repeats = max(1, round(args.real_share * len(train_teacher) / ((1 - args.real_share) * len(train_real))))
     train = train_teacher + train_real * repeats
+    priors = ()
+    if layout == "tied":
+        offsets = args.teacher_dataset / "r2scan_element_offsets.json"
+        priors = (
+            FidelityPriorSpec(source="pbe_chgnet", target="pbe", weight=2.0),
+            FidelityPriorSpec(source="r2scan_chgnet", target="r2scan", element_offsets=offsets, weight=2.0),
+        )
     elements = tuple(sorted({int(z) for f in real + teacher for z in f.numbers}))
     config = ModelConfig(elements=elements, fidelities=fidelities, fidelity_conditioning="linear_delta", **MODEL)
     epochs = max(1, math.ceil(args.steps / math.ceil(len(train) / args.batch_size)))
@@ -121,7 +134,7 @@ def run_layout(layout, real, teacher, args, work):
         seed=args.seed,
     )
     started = time.perf_counter()
-    model = train_model(train, [], config, settings, work / layout, seed=args.seed)
+    model = train_model(train, [], config, settings, work / layout, seed=args.seed, priors=priors)
     model.eval()
     seconds = time.perf_counter() - started
     checkpoint = save_checkpoint(model, work / layout / "model", overwrite=True)
@@ -129,6 +142,7 @@ def run_layout(layout, real, teacher, args, work):
     by_fid = {fid: [f for f in test_teacher if f.fidelity == fid] for fid in {f.fidelity for f in test_teacher}}
     result = {
         "fidelities": fidelities,
+        "priors": [p.to_dict() for p in priors],
         "train_frames": len(train),
         "real_repeats": repeats,
         "epochs": epochs,
@@ -156,7 +170,7 @@ def run_layout(layout, real, teacher, args, work):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--layouts", nargs="+", default=["separate", "folded"], choices=("separate", "folded"))
+    parser.add_argument("--layouts", nargs="+", default=list(LAYOUTS), choices=LAYOUTS)
     parser.add_argument("--teacher-dataset", type=Path, default=ROOT / "datasets" / "teacher")
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--batch-size", type=int, default=16)

@@ -1,4 +1,4 @@
-"""Command line: ``python -m data_pipelines pull|pair|build|import|all|generate|teach|manifest``.
+"""Command line: ``python -m data_pipelines pull|pair|build|import|all|generate|teach|manifest|offsets``.
 
 The same commands run as ``umfp data ...``.
 """
@@ -129,6 +129,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("manifest", help="rebuild the manifest of a generation or labelled folder (after merging parts)")
     p.add_argument("folder", type=Path)
+
+    p = sub.add_parser("offsets", help="measure per-element offsets between a teacher and real elemental DFT")
+    p.add_argument("frames", type=Path, help="extxyz of the real setup's elemental ground states")
+    p.add_argument("output", type=Path, help="JSON to write")
+    p.add_argument("--teacher", required=True, help="teacher spec, e.g. chgnet:r2scan")
+    p.add_argument(
+        "--fidelities", nargs=2, required=True, metavar=("SOURCE", "TARGET"), help="e.g. r2scan_chgnet r2scan"
+    )
 
     p = sub.add_parser("all", help="pull, pair and build")
     p.add_argument("out", type=Path, help="work folder: pull/ and dataset/ are created in it")
@@ -293,6 +301,10 @@ def main(argv: list[str] | None = None) -> int:
             _run_teach(args, progress)
         elif args.command == "manifest":
             _run_manifest(args.folder)
+        elif args.command == "offsets":
+            from data_pipelines.teacher_offsets import offsets_main
+
+            logger.info("wrote %s", offsets_main(args.frames, args.teacher, args.output, args.fidelities))
         elif args.command == "all":
             pull_dir, dataset_dir = args.out / "pull", args.out / "dataset"
             records = _run_pull(args, pull_dir, progress)

@@ -15,8 +15,8 @@ from tests.model.helpers import small_model
 from tests.training.conftest import write_config
 from universal_mfp.data import as_frame, collate_graphs, frame_to_graph, keys
 from universal_mfp.training import load_run_config, train_from_config
-from universal_mfp.training.composition_shift import CompositionShift
-from universal_mfp.training.fidelity_prior import FidelityPrior
+from universal_mfp.training.composition_shift import CompositionShift, element_offsets_shift
+from universal_mfp.training.fidelity_prior import FidelityPrior, FidelityPriors, FidelityPriorSpec, build_fidelity_prior
 
 SETTINGS = {"O": ("Fe",), "F": ("Fe",)}
 # made-up shifts (eV/atom) for the elements of the small test model: H, Li, C, O, Si, Fe
@@ -120,7 +120,7 @@ def test_run_with_the_prior(small_real_set, tmp_path):
     prior = {"table": str(table), "exclude": ["mp-1960"], "weight": 0.5}
     path = write_config(tmp_path, small_real_set, epochs=1, fidelity_prior=prior)
     config = load_run_config(path)
-    assert config.fidelity_prior is not None and config.fidelity_prior.exclude == ("mp-1960",)
+    assert len(config.fidelity_priors) == 1 and config.fidelity_priors[0].exclude == ("mp-1960",)
     summary = train_from_config(config)
     log = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert any(record.get("loss_fidelity_prior", 0) > 0 for record in log if record["kind"] == "train")
@@ -133,7 +133,8 @@ def test_run_with_the_prior(small_real_set, tmp_path):
 @pytest.mark.parametrize(
     ("prior", "message"),
     [
-        ({"weight": 1.0}, "needs 'table'"),
+        ({"table": "x.csv", "element_offsets": "o.json"}, "not both"),
+        ([{"table": "x.csv"}, "o.json"], "must be a mapping"),
         ({"table": "x.csv", "weight": 0.0}, "weight must be positive"),
         ({"table": "x.csv", "source": "pbe", "target": "pbe"}, "both 'pbe'"),
         ({"table": "x.csv", "kind": "linear"}, "unknown keys"),
@@ -145,3 +146,72 @@ def test_bad_prior_configs(tmp_path, prior, message):
     path = write_config(tmp_path, tmp_path, fidelity_prior=prior)
     with pytest.raises(ValueError, match=message):
         load_run_config(path)
+
+
+def write_offsets(path, offsets, **extra):
+    table = {"source": "pbe", "target": "r2scan", "element_offsets": offsets, **extra}
+    path.write_text(json.dumps(table), encoding="utf-8")
+    return path
+
+
+def test_measured_element_offsets_become_the_shift(tmp_path):
+    model = small_model("heads")
+    symbols = model.config.element_symbols
+    path = write_offsets(tmp_path / "o.json", {"Li": -0.01, "O": 0.02, "Xe": 4.0})
+    shift = element_offsets_shift(path, symbols, source="pbe", target="r2scan")
+    assert shift.element_shift == {"Li": -0.01, "O": 0.02}  # only the model's elements
+    prior, _ = build_fidelity_prior(FidelityPriorSpec(element_offsets=path), model)
+    atoms_list = structures()
+    batch = batch_of(atoms_list, model)
+    shifts, covered = prior.shifts(model.species(batch[keys.ATOMIC_NUMBERS]), batch[keys.BATCH], len(atoms_list))
+    assert covered.tolist() == [True, False, False, False]  # Li2O only: Fe and Si have no offset
+    assert float(shifts[0]) == pytest.approx((2 * -0.01 + 0.02) / 3)
+    write_offsets(path, {"Li": -0.01, "O": 0.02}, default_offset=-0.5)
+    prior, shift = build_fidelity_prior(FidelityPriorSpec(element_offsets=path), model)
+    assert shift.element_shift["Fe"] == -0.5 and shift.fit["elements_measured"] == 2.0
+    _, covered = prior.shifts(model.species(batch[keys.ATOMIC_NUMBERS]), batch[keys.BATCH], len(atoms_list))
+    assert covered.all()
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{not json", "not a JSON file"),
+        (json.dumps({"source": "pbe", "target": "r2scan"}), "no 'element_offsets'"),
+        (json.dumps({"source": "pbe", "target": "r2scan", "element_offsets": {"Li": "x"}}), "Li is not a finite"),
+        (json.dumps({"source": "pbe", "target": "r2scan", "element_offsets": {"Li": float("nan")}}), "not a finite"),
+        (json.dumps({"source": "r2scan", "target": "pbe", "element_offsets": {"Li": 0.1}}), "r2scan->pbe"),
+    ],
+)
+def test_bad_offsets_files_are_refused(tmp_path, content, message):
+    path = tmp_path / "o.json"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(ValueError, match=message):
+        element_offsets_shift(path, ("Li",), source="pbe", target="r2scan")
+    with pytest.raises(FileNotFoundError, match="no element offsets file"):
+        element_offsets_shift(tmp_path / "missing.json", ("Li",), source="pbe", target="r2scan")
+
+
+def test_zero_shift_prior_and_several_priors_add_up():
+    """Without a table or offsets the prior pulls the target onto the source (Δ = 0); two priors sum."""
+    model = small_model("heads")
+    zero, shift = build_fidelity_prior(FidelityPriorSpec(), model)
+    assert set(shift.element_shift.values()) == {0.0} and len(shift.element_shift) == len(model.config.element_symbols)
+    batch = batch_of(structures(), model)
+    source = model(batch, compute_forces=False)[keys.ENERGY]
+    target = model(batch_of(structures(), model, "r2scan"), compute_forces=False)[keys.ENERGY]
+    total, count = zero.loss_sum(model, batch, source)
+    expected = ((target - source).detach().double() / batch[keys.NUM_ATOMS]).square().sum()
+    assert float(count) == 4.0 and float(total) == pytest.approx(float(expected), rel=1e-9) and float(total) > 0
+    other = FidelityPrior(model, SHIFT, weight=0.5)
+    both, both_count = FidelityPriors([zero, other]).loss_sum(model, batch, source)
+    single, _ = other.loss_sum(model, batch, source)
+    assert float(both_count) == 8.0 and float(both) == pytest.approx(float(total) + float(single), rel=1e-9)
+
+
+def test_a_list_of_priors_in_the_config(tmp_path):
+    (tmp_path / "frames.extxyz").write_text("", encoding="utf-8")
+    priors = [{"table": "x.csv"}, {"source": "pbe_chgnet", "target": "pbe", "weight": 0.3}]
+    config = load_run_config(write_config(tmp_path, tmp_path, fidelity_prior=priors))
+    assert [p.source for p in config.fidelity_priors] == ["pbe", "pbe_chgnet"]
+    assert config.fidelity_priors[1].table is None and config.fidelity_priors[1].weight == 0.3

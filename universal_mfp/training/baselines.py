@@ -22,6 +22,7 @@ from universal_mfp.data.frame import Frame
 from universal_mfp.model.config import ModelConfig
 from universal_mfp.model.potential import MultiFidelityPotential
 from universal_mfp.training.dataset import GraphDataset
+from universal_mfp.training.fidelity_prior import FidelityPriors, FidelityPriorSpec, build_fidelity_prior
 from universal_mfp.training.pairs import difference_frame, pair_by_geometry
 from universal_mfp.training.run import normalised_model
 from universal_mfp.training.statistics import energy_scales, fit_element_references
@@ -38,12 +39,18 @@ def train_model(
     seed: int = 0,
     initial: MultiFidelityPotential | None = None,
     summary: Mapping[str, Any] | None = None,
+    priors: Sequence[FidelityPriorSpec] = (),
 ) -> MultiFidelityPotential:
-    """Train one model (freshly normalised, or continuing from ``initial``) and return its EMA weights."""
+    """Train one model (freshly normalised, or continuing from ``initial``) and return its EMA weights.
+
+    ``priors`` adds cross-fidelity prior terms (``training.fidelity_prior`` of a run config) to the loss.
+    """
     train = GraphDataset(train_frames, model_config.cutoff, model_config.fidelities)
     val = GraphDataset(val_frames, model_config.cutoff, model_config.fidelities) if val_frames else None
     model = initial if initial is not None else normalised_model(train_frames, train, model_config, seed=seed)
-    Trainer(model, train, val, settings, output_dir, training_summary=dict(summary or {})).fit(resume=False)
+    prior = FidelityPriors([build_fidelity_prior(spec, model)[0] for spec in priors]) if priors else None
+    trainer = Trainer(model, train, val, settings, output_dir, training_summary=dict(summary or {}), prior=prior)
+    trainer.fit(resume=False)
     return model
 
 

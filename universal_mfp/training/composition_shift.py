@@ -253,3 +253,42 @@ def fit_composition_shift(
         holdout_mae,
     )
     return CompositionShift(source, target, element_shift, hubbard_shift, settings, fit)
+
+
+def element_offsets_shift(path: Path, symbols: Sequence[str], *, source: str, target: str) -> CompositionShift:
+    """A per-element shift from a measured offsets JSON (``umfp data offsets``), for the model's ``symbols``.
+
+    Elements without a measured offset take the file's ``default_offset`` when it has one (else the shift does
+    not cover them and the prior leaves their structures out).
+
+    Raises:
+        FileNotFoundError: if the file is missing.
+        ValueError: if it is not an offsets table, holds a non-finite offset, or is for other fidelities.
+    """
+    import json
+    import math
+
+    path = Path(path)
+    try:
+        table = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no element offsets file at {path}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path}: not a JSON file ({error})") from error
+    offsets = table.get("element_offsets") if isinstance(table, dict) else None
+    if not isinstance(offsets, dict) or not offsets:
+        raise ValueError(f"{path}: no 'element_offsets' mapping")
+    if (table.get("source"), table.get("target")) != (source, target):
+        raise ValueError(
+            f"{path}: offsets are {table.get('source')}->{table.get('target')}, the prior asks for {source}->{target}"
+        )
+    default = table.get("default_offset")
+    values = {**offsets, **({"default_offset": default} if default is not None else {})}
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise ValueError(f"{path}: {name} is not a finite number ({value!r})")
+    shift = {s: float(offsets[s]) for s in symbols if s in offsets}
+    if default is not None:
+        shift.update({s: float(default) for s in symbols if s not in offsets})
+    fit = {"elements_measured": float(sum(s in offsets for s in symbols)), "elements_covered": float(len(shift))}
+    return CompositionShift(source, target, shift, fit=fit)

@@ -41,6 +41,8 @@ class DataSettings:
 
     ``elements`` restricts the run to frames made only of these elements (and the model to them);
     ``max_force`` drops frames with any force component larger than this (eV/Å);
+    ``exclude_compositions`` drops every frame, of every source, whose reduced formula is one of these (the
+    materials that evaluations judge the model on stay out of training, validation and every fit);
     ``isolated_atom_energies`` says, per fidelity, where the free-atom energies that become the element
     references come from (see ``universal_mfp.training.isolated_atoms``).
     """
@@ -52,6 +54,7 @@ class DataSettings:
     fidelities: tuple[str, ...] | None = None
     elements: tuple[int, ...] | None = None
     max_force: float | None = None
+    exclude_compositions: tuple[str, ...] = ()
     isolated_atom_energies: Mapping[str, IsolatedAtomSource] = field(default_factory=dict)
 
 
@@ -64,7 +67,7 @@ class RunConfig:
     model: Mapping[str, Any]
     training: TrainerSettings
     seed: int = 0
-    fidelity_prior: FidelityPriorSpec | None = None
+    fidelity_priors: tuple[FidelityPriorSpec, ...] = ()
 
 
 def _atomic_number(value: int | str) -> int:
@@ -73,6 +76,24 @@ def _atomic_number(value: int | str) -> int:
     if value not in chemical_symbols[1:]:
         raise ValueError(f"unknown element {value!r} in data.elements")
     return chemical_symbols.index(value)
+
+
+def _reduced_formulas(formulas: Any) -> tuple[str, ...]:
+    from pymatgen.core import Composition
+
+    if isinstance(formulas, str) or not isinstance(formulas, list | tuple):
+        raise ValueError(f"data.exclude_compositions must be a list of formulas, got {formulas!r}")
+    reduced = []
+    for formula in formulas:
+        try:
+            composition = Composition(str(formula))
+        except (ValueError, KeyError) as error:
+            raise ValueError(f"data.exclude_compositions: {formula!r} is not a chemical formula ({error})") from error
+        unknown = [str(el) for el in composition.elements if str(el) not in chemical_symbols[1:]]
+        if unknown or not composition:
+            raise ValueError(f"data.exclude_compositions: {formula!r} is not a chemical formula (elements {unknown})")
+        reduced.append(composition.reduced_formula)
+    return tuple(reduced)
 
 
 def _expand(path: str, base: Path) -> Path:
@@ -104,6 +125,7 @@ def parse_run_config(raw: Mapping[str, Any], *, base_dir: Path) -> RunConfig:
             "fidelities",
             "elements",
             "max_force",
+            "exclude_compositions",
             "isolated_atom_energies",
         },
     )
@@ -135,7 +157,7 @@ def parse_run_config(raw: Mapping[str, Any], *, base_dir: Path) -> RunConfig:
         isolated[str(fidelity)] = IsolatedAtomSource(**spec)
     seed = int(raw.get("seed", 0))
     training = dict(raw.get("training") or {})
-    prior = _fidelity_prior(training.pop("fidelity_prior", None), base_dir)
+    priors = _fidelity_priors(training.pop("fidelity_prior", None), base_dir)
     allowed = {f.name for f in dataclasses.fields(TrainerSettings)}
     _check_keys("training", training, allowed)
     weights = training.pop("weights", None)
@@ -157,27 +179,32 @@ def parse_run_config(raw: Mapping[str, Any], *, base_dir: Path) -> RunConfig:
             fidelities=tuple(data["fidelities"]) if data.get("fidelities") else None,
             elements=tuple(_atomic_number(z) for z in data["elements"]) if data.get("elements") else None,
             max_force=float(data["max_force"]) if data.get("max_force") is not None else None,
+            exclude_compositions=_reduced_formulas(data.get("exclude_compositions") or ()),
             isolated_atom_energies=isolated,
         ),
         model=model,
         training=TrainerSettings(**training),
         seed=seed,
-        fidelity_prior=prior,
+        fidelity_priors=priors,
     )
 
 
-def _fidelity_prior(given: Any, base_dir: Path) -> FidelityPriorSpec | None:
+def _fidelity_priors(given: Any, base_dir: Path) -> tuple[FidelityPriorSpec, ...]:
+    """``training.fidelity_prior``: one mapping, or a list of them (one prior per pair of fidelities)."""
     if given is None:
-        return None
+        return ()
+    items = given if isinstance(given, list | tuple) else [given]
+    return tuple(_fidelity_prior(item, base_dir) for item in items)
+
+
+def _fidelity_prior(given: Any, base_dir: Path) -> FidelityPriorSpec:
     if not isinstance(given, Mapping):
-        raise ValueError("training.fidelity_prior must be a mapping")
+        raise ValueError("training.fidelity_prior must be a mapping or a list of mappings")
     spec = dict(given)
     _check_keys("training.fidelity_prior", spec, {f.name for f in dataclasses.fields(FidelityPriorSpec)})
-    if "table" not in spec:
-        raise ValueError("training.fidelity_prior needs 'table' (the paired GGA/r2SCAN energy table)")
-    spec["table"] = _expand(str(spec["table"]), base_dir)
-    if spec.get("target_element_energies") is not None:
-        spec["target_element_energies"] = _expand(str(spec["target_element_energies"]), base_dir)
+    for key in ("table", "element_offsets", "target_element_energies"):
+        if spec.get(key) is not None:
+            spec[key] = _expand(str(spec[key]), base_dir)
     spec["exclude"] = tuple(str(i) for i in spec.get("exclude") or ())
     spec["weight"] = float(spec.get("weight", 1.0))
     return FidelityPriorSpec(**spec)

@@ -17,7 +17,7 @@ does not cover are left out.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,14 +35,23 @@ PRIOR_TERM = "fidelity_prior"
 
 @dataclass(frozen=True)
 class FidelityPriorSpec:
-    """``training.fidelity_prior`` of a run config: which fidelities, the paired-energy table, the weight.
+    """``training.fidelity_prior`` of a run config: which fidelities, where the shift comes from, the weight.
 
-    ``exclude`` lists material ids left out of the fit (e.g. those used to evaluate the target fidelity);
-    ``target_element_energies`` is an extxyz of the target fidelity's elemental ground states (one per
-    element, ``info["element"]``) that puts the shift on that fidelity's own energy scale.
+    The shift ``Δ(c)`` comes from one of:
+
+    - ``table``: MP's paired GGA/r2SCAN energies, fitted composition-linearly (``composition_shift``);
+      ``exclude`` lists material ids left out of the fit (e.g. those used to evaluate the target fidelity);
+      ``target_element_energies`` is an extxyz of the target fidelity's elemental ground states (one per
+      element, ``info["element"]``) that puts the shift on that fidelity's own energy scale;
+    - ``element_offsets``: a JSON of measured per-element offsets (``umfp data offsets``: a teacher fidelity
+      against the real setup it imitates); elements it has no offset for take its ``default_offset`` when it
+      gives one, else structures with them are left out;
+    - neither: ``Δ = 0`` for every element (two fidelities on the same energy scale, e.g. a teacher of MP's
+      raw GGA(+U) and the real ``pbe``).
     """
 
-    table: Path
+    table: Path | None = None
+    element_offsets: Path | None = None
     source: str = "pbe"
     target: str = "r2scan"
     weight: float = 1.0
@@ -54,11 +63,14 @@ class FidelityPriorSpec:
             raise ValueError(f"fidelity_prior.weight must be positive, got {self.weight}")
         if self.source == self.target:
             raise ValueError(f"fidelity_prior: source and target are both {self.source!r}")
+        if self.table is not None and self.element_offsets is not None:
+            raise ValueError("fidelity_prior: give 'table' or 'element_offsets', not both")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form for a checkpoint's training record: file names, not the paths of this machine."""
         return {
-            "table": self.table.name,
+            "table": None if self.table is None else self.table.name,
+            "element_offsets": None if self.element_offsets is None else self.element_offsets.name,
             "source": self.source,
             "target": self.target,
             "weight": self.weight,
@@ -139,6 +151,31 @@ class FidelityPrior:
         return self.weight * (mask * error.square()).sum(), mask.to(torch.float64).sum()
 
 
+class FidelityPriors:
+    """Several priors as one loss term: their penalties and counts add up."""
+
+    def __init__(self, priors: Sequence[FidelityPrior]) -> None:
+        if not priors:
+            raise ValueError("FidelityPriors needs at least one prior")
+        self.priors = tuple(priors)
+
+    def to(self, device: torch.device) -> FidelityPriors:
+        """Move every prior's tables to ``device``."""
+        for prior in self.priors:
+            prior.to(device)
+        return self
+
+    def loss_sum(
+        self, model: MultiFidelityPotential, batch: Mapping[str, torch.Tensor], source_energy: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Summed penalties of every prior over the batch, and the summed counts of the structures they cover."""
+        total, count = self.priors[0].loss_sum(model, batch, source_energy)
+        for prior in self.priors[1:]:
+            more, more_count = prior.loss_sum(model, batch, source_energy)
+            total, count = total + more, count + more_count
+        return total, count
+
+
 def build_fidelity_prior(
     spec: FidelityPriorSpec, model: MultiFidelityPotential
 ) -> tuple[FidelityPrior, CompositionShift]:
@@ -149,9 +186,20 @@ def build_fidelity_prior(
         ValueError: if the model lacks one of the two fidelities, or the files hold no usable data.
     """
     from universal_mfp.data.readers import read_frames
-    from universal_mfp.training.composition_shift import fit_composition_shift, read_mp_gga_r2scan_pairs
+    from universal_mfp.training.composition_shift import (
+        element_offsets_shift,
+        fit_composition_shift,
+        read_mp_gga_r2scan_pairs,
+    )
     from universal_mfp.training.isolated_atoms import lowest_bulk_energies
 
+    if spec.table is None:
+        symbols = model.config.element_symbols
+        if spec.element_offsets is None:
+            shift = CompositionShift(spec.source, spec.target, {s: 0.0 for s in symbols}, fit={"zero_shift": 1.0})
+        else:
+            shift = element_offsets_shift(spec.element_offsets, symbols, source=spec.source, target=spec.target)
+        return FidelityPrior(model, shift, spec.weight), shift
     element_energies = None
     if spec.target_element_energies is not None:
         if not spec.target_element_energies.exists():

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from ase.data import chemical_symbols
 
 from universal_mfp.data.frame import Frame, check_finite_labels
 from universal_mfp.data.readers import read_frames
@@ -22,7 +23,7 @@ from universal_mfp.training.config import RunConfig
 from universal_mfp.training.dataset import GraphDataset
 from universal_mfp.training.distributed import DistributedContext, init_distributed
 from universal_mfp.training.evaluation import error_metrics, evaluate_errors
-from universal_mfp.training.fidelity_prior import build_fidelity_prior
+from universal_mfp.training.fidelity_prior import FidelityPriors, build_fidelity_prior
 from universal_mfp.training.isolated_atoms import isolated_atom_energies
 from universal_mfp.training.splits import split_by_group
 from universal_mfp.training.statistics import average_num_neighbors, energy_scales, fit_element_references
@@ -68,15 +69,34 @@ def read_sources_with_repeats(config: RunConfig) -> tuple[list[Frame], np.ndarra
     if config.data.elements:
         allowed = set(config.data.elements)
         keep &= np.array([set(f.numbers.tolist()) <= allowed for f in frames])
+    if config.data.exclude_compositions:
+        keep &= ~excluded_compositions(frames, config.data.exclude_compositions)
     if config.data.max_force is not None:
         limit = config.data.max_force
         keep &= np.array([f.forces is None or float(np.abs(f.forces).max()) <= limit for f in frames])
     if not keep.all():
-        logger.info("kept %d of %d frames (element and force filters)", int(keep.sum()), len(frames))
+        logger.info("kept %d of %d frames (element, composition and force filters)", int(keep.sum()), len(frames))
     if not keep.any():
-        raise ValueError("no frame passes the data.elements / data.max_force filters")
+        raise ValueError("no frame passes the data.elements / exclude_compositions / max_force filters")
     kept = [f for f, k in zip(frames, keep, strict=True) if k]
     return kept, np.asarray(repeats)[keep]
+
+
+def excluded_compositions(frames: Sequence[Frame], formulas: Sequence[str]) -> np.ndarray:
+    """Per frame, whether its reduced formula is one of ``formulas`` (given as reduced formulas)."""
+    from pymatgen.core import Composition
+
+    wanted = set(formulas)
+    verdict: dict[str, bool] = {}
+    out = np.zeros(len(frames), dtype=bool)
+    for index, frame in enumerate(frames):
+        counts = Counter(frame.numbers.tolist())
+        key = " ".join(f"{z}:{n}" for z, n in sorted(counts.items()))
+        if key not in verdict:
+            composition = Composition({chemical_symbols[int(z)]: n for z, n in counts.items()})
+            verdict[key] = composition.reduced_formula in wanted
+        out[index] = verdict[key]
+    return out
 
 
 def normalised_model(
@@ -150,12 +170,20 @@ def train_from_config(
         summary["train_samples_per_epoch"] = int(train_repeats.sum())
         summary["source_repeats"] = {str(s.path.name): s.repeat for s in config.data.sources if s.repeat > 1}
     prior = None
-    if config.fidelity_prior is not None:
-        prior, shift = build_fidelity_prior(config.fidelity_prior, model)
-        summary["fidelity_prior"] = {**config.fidelity_prior.to_dict(), "fit": dict(shift.fit)}
+    if config.fidelity_priors:
+        built = [build_fidelity_prior(spec, model) for spec in config.fidelity_priors]
+        prior = FidelityPriors([term for term, _ in built])
+        records = [
+            {**spec.to_dict(), "fit": dict(shift.fit)}
+            for spec, (_, shift) in zip(config.fidelity_priors, built, strict=True)
+        ]
+        summary["fidelity_prior"] = records[0] if len(records) == 1 else records
         if context.is_main:
             config.output_dir.mkdir(parents=True, exist_ok=True)
-            (config.output_dir / PRIOR_SHIFT_FILE).write_text(json.dumps(shift.to_dict(), indent=1), encoding="utf-8")
+            shifts = [shift.to_dict() for _, shift in built]
+            (config.output_dir / PRIOR_SHIFT_FILE).write_text(
+                json.dumps(shifts[0] if len(shifts) == 1 else shifts, indent=1), encoding="utf-8"
+            )
     trainer = Trainer(
         model,
         datasets["train"].repeated(train_repeats.tolist()),

@@ -31,7 +31,7 @@ from universal_mfp.training.distributed import (
 )
 from universal_mfp.training.ema import ExponentialMovingAverage
 from universal_mfp.training.evaluation import error_metrics, evaluate_errors
-from universal_mfp.training.fidelity_prior import PRIOR_TERM, FidelityPrior
+from universal_mfp.training.fidelity_prior import PRIOR_TERM, FidelityPrior, FidelityPriors
 from universal_mfp.training.loss import TERMS, LossWeights, combine, loss_sums
 from universal_mfp.training.state_io import latest_state, load_training_state, save_training_state
 
@@ -155,7 +155,7 @@ class Trainer:
         context: DistributedContext | None = None,
         parameters: Sequence[torch.nn.Parameter] | None = None,
         training_summary: dict[str, Any] | None = None,
-        prior: FidelityPrior | None = None,
+        prior: FidelityPrior | FidelityPriors | None = None,
     ) -> None:
         if len(train) == 0:
             raise ValueError("the training set is empty")
