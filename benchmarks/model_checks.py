@@ -1,0 +1,327 @@
+"""Physics checks fixed in advance for a released universal model (the mf-universal v1 checks).
+
+Every check relaxes with the model itself (cell and positions, FIRE + FrechetCellFilter) before it compares:
+
+- polymorph orderings: Si diamond below fcc and bcc by more than 0.2 eV/atom; C diamond within 0.2 eV/atom of
+  graphite; Cu fcc below bcc; Al fcc below bcc; Mg hcp below fcc; Fe bcc below fcc (``pbe`` only);
+- formation energies of NaCl, MgO, SiC, Li2O, Al2O3 and LiF within 0.15 eV/atom of the Materials Project's
+  (``raw/rxnnet``: r2SCAN at ``r2scan``; GGA/GGA+U with MP2020 at ``pbe``), the structures built from their
+  prototypes, against the bundled elemental ground states relaxed by the model (``universal_mfp.hull``);
+- NVT (Langevin) MD at 1200 K for 2 ps on ten crystals of at least 32 atoms: no two atoms closer than 0.6 Å,
+  and no runaway energy (the potential energy per atom stays within 1 eV/atom of its start);
+- bulk moduli of Si, Cu, Al, MgO and NaCl from a Birch-Murnaghan fit of E(V) within 25 % of DFT (PBE values,
+  ``BULK_MODULI_GPA`` with their source).
+
+The tests in ``tests/test_model_checks.py`` assert these on the bundled model; this script prints them for
+any checkpoint (e.g. a training run's intermediate model) and writes JSON.
+
+Run: python benchmarks/model_checks.py --model mf-universal [--fidelities pbe r2scan] [--output f.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import gzip
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ase import Atoms, units
+from ase.build import bulk, graphene
+from ase.eos import EquationOfState
+from ase.md.langevin import Langevin
+from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+
+from universal_mfp import load_model
+from universal_mfp.hull import screen_structures
+from universal_mfp.hull.relax import RelaxOptions, relax_atoms
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+RELAX = RelaxOptions(optimizer="FIRE", fmax=0.02, max_steps=400)
+
+
+def _antifluorite(cation: str, anion: str, a: float, *, cubic: bool = False) -> Atoms:
+    """M2X antifluorite (Li2O): fluorite with the cation on the tetrahedral sites."""
+    atoms = bulk(f"{anion}{cation}2", "fluorite", a=a, cubic=cubic)
+    return atoms
+
+
+def _corundum() -> Atoms:
+    """Alpha-Al2O3 (corundum), 10-atom rhombohedral cell, from its hexagonal setting (a 4.76, c 13.0 Å)."""
+    from pymatgen.core import Lattice, Structure
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    structure = Structure.from_spacegroup(
+        "R-3c", Lattice.hexagonal(4.76, 12.99), ["Al", "O"], [[0, 0, 0.3522], [0.3064, 0, 0.25]]
+    )
+    return AseAtomsAdaptor.get_atoms(structure.get_primitive_structure())
+
+
+def _graphite() -> Atoms:
+    """AB (Bernal) graphite, a 2.46 Å, c 6.70 Å."""
+    layer = graphene(formula="C2", a=2.46, vacuum=None)
+    layer.cell[2, 2] = 3.35
+    layer.pbc = True
+    second = layer.copy()
+    second.translate(layer.cell[0] / 3 + 2 * layer.cell[1] / 3 + [0, 0, 3.35])
+    atoms = layer + second
+    atoms.cell[2, 2] = 6.70
+    return atoms
+
+
+# (element, lower-energy phase, higher-energy phase, required gap in eV/atom or None, fidelities)
+ORDERINGS: tuple[tuple[str, str, str, float | None, tuple[str, ...]], ...] = (
+    ("Si", "diamond", "fcc", 0.2, ("pbe", "r2scan")),
+    ("Si", "diamond", "bcc", 0.2, ("pbe", "r2scan")),
+    ("Cu", "fcc", "bcc", None, ("pbe", "r2scan")),
+    ("Al", "fcc", "bcc", None, ("pbe", "r2scan")),
+    ("Mg", "hcp", "fcc", None, ("pbe", "r2scan")),
+    ("Fe", "bcc", "fcc", None, ("pbe",)),
+)
+GRAPHITE_DIAMOND_WINDOW = 0.2  # eV/atom: C diamond within this of graphite
+
+FORMATION_TOLERANCE = 0.15  # eV/atom
+FORMATION_COMPOUNDS = {  # formula: (mp-id in raw/rxnnet, prototype builder)
+    "NaCl": ("mp-22862", lambda: bulk("NaCl", "rocksalt", a=5.69)),
+    "MgO": ("mp-1265", lambda: bulk("MgO", "rocksalt", a=4.25)),
+    "SiC": ("mp-8062", lambda: bulk("SiC", "zincblende", a=4.38)),
+    "Li2O": ("mp-1960", lambda: _antifluorite("Li", "O", 4.63)),
+    "Al2O3": ("mp-1143", _corundum),
+    "LiF": ("mp-1138", lambda: bulk("LiF", "rocksalt", a=4.07)),
+}
+
+# DFT-PBE bulk moduli (GPa) from equation-of-state fits: Tran, Stelzl and Blaha, J. Chem. Phys. 144, 204120
+# (2016), PBE column (Si 88.9, Cu 139, Al 77.3, MgO 149, NaCl 24.0 in that paper's table of 44 solids).
+BULK_MODULI_GPA = {"Si": 88.9, "Cu": 139.0, "Al": 77.3, "MgO": 149.0, "NaCl": 24.0}
+BULK_MODULUS_TOLERANCE = 0.25
+BULK_BUILDERS = {
+    "Si": lambda: bulk("Si", "diamond", a=5.47),
+    "Cu": lambda: bulk("Cu", "fcc", a=3.63),
+    "Al": lambda: bulk("Al", "fcc", a=4.04),
+    "MgO": lambda: bulk("MgO", "rocksalt", a=4.25),
+    "NaCl": lambda: bulk("NaCl", "rocksalt", a=5.69),
+}
+
+MD_TEMPERATURE_K = 1200.0
+MD_TIME_FS = 2000.0
+MD_TIMESTEP_FS = 2.0
+MD_MIN_DISTANCE = 0.6  # Å
+MD_MAX_ENERGY_RISE = 1.0  # eV/atom above the starting potential energy
+MD_CRYSTALS = {  # ten crystals: oxides, halides, metals, a covalent solid; each cell has >= 32 atoms
+    "MgO": lambda: bulk("MgO", "rocksalt", a=4.25, cubic=True) * (2, 2, 2),
+    "Li2O": lambda: _antifluorite("Li", "O", 4.63, cubic=True) * (2, 2, 1),
+    "Al2O3": lambda: _corundum() * (2, 2, 1),
+    "NaCl": lambda: bulk("NaCl", "rocksalt", a=5.69, cubic=True) * (2, 2, 1),
+    "LiF": lambda: bulk("LiF", "rocksalt", a=4.07, cubic=True) * (2, 2, 1),
+    "Cu": lambda: bulk("Cu", "fcc", a=3.63, cubic=True) * (2, 2, 2),
+    "Al": lambda: bulk("Al", "fcc", a=4.04, cubic=True) * (2, 2, 2),
+    "Fe": lambda: bulk("Fe", "bcc", a=2.83, cubic=True) * (3, 3, 2),
+    "Mg": lambda: bulk("Mg", "hcp", a=3.19, c=5.18) * (3, 3, 2),
+    "Si": lambda: bulk("Si", "diamond", a=5.47, cubic=True) * (2, 2, 1),
+}
+
+
+def _phase(element: str, phase: str) -> Atoms:
+    lattice = {"Si": 5.47, "Cu": 3.63, "Al": 4.04, "Fe": 2.83, "Mg": 4.5, "C": 3.57}[element]
+    if phase == "diamond":
+        return bulk(element, "diamond", a=lattice)
+    if phase == "hcp":
+        return bulk(element, "hcp", a=3.19, c=5.18) if element == "Mg" else bulk(element, "hcp", a=lattice / 2**0.5)
+    volume_per_atom = {"diamond": lattice**3 / 8, "fcc": lattice**3 / 4, "bcc": lattice**3 / 2}
+    if element in ("Si", "C"):  # start the close-packed phases at the diamond volume's shrink, ~0.75
+        v = volume_per_atom["diamond"] * 0.75
+    elif element == "Mg":
+        v = 3.19**2 * 5.18 * math.sqrt(3) / 4
+    else:
+        v = volume_per_atom["fcc" if element in ("Cu", "Al") else "bcc"]
+    a = (4 * v) ** (1 / 3) if phase == "fcc" else (2 * v) ** (1 / 3)
+    return bulk(element, phase, a=a)
+
+
+def relaxed_energy_per_atom(calculator: Any, atoms: Atoms) -> tuple[float, Atoms]:
+    """Energy per atom after a cell + position relaxation, and the relaxed structure."""
+    result = relax_atoms(atoms, calculator, RELAX)
+    return result.energy / len(atoms), result.frame.to_atoms()
+
+
+def polymorph_checks(loaded: Any, fidelity: str) -> list[dict[str, Any]]:
+    """The ordering checks at one fidelity: energies per atom of both phases and whether the rule holds."""
+    calculator = loaded.calculator(fidelity)
+    cache: dict[tuple[str, str], float] = {}
+
+    def energy(element: str, phase: str) -> float:
+        if (element, phase) not in cache:
+            atoms = _graphite() if phase == "graphite" else _phase(element, phase)
+            cache[element, phase] = relaxed_energy_per_atom(calculator, atoms)[0]
+        return cache[element, phase]
+
+    rows = []
+    for element, low, high, gap, fidelities in ORDERINGS:
+        if fidelity not in fidelities:
+            continue
+        difference = energy(element, high) - energy(element, low)
+        need = gap if gap is not None else 0.0
+        rows.append(
+            {
+                "check": f"{element} {low} below {high}" + (f" by > {gap}" if gap else ""),
+                "difference": round(difference, 4),
+                "passed": bool(difference > need),
+            }
+        )
+    difference = energy("C", "diamond") - energy("C", "graphite")
+    rows.append(
+        {
+            "check": f"C diamond within {GRAPHITE_DIAMOND_WINDOW} of graphite",
+            "difference": round(difference, 4),
+            "passed": bool(abs(difference) < GRAPHITE_DIAMOND_WINDOW),
+        }
+    )
+    return rows
+
+
+def mp_formation_energies() -> dict[str, dict[str, float]]:
+    """MP's formation energies per atom (``raw/rxnnet``): ``pbe`` (GGA/GGA+U, MP2020) and ``r2scan``."""
+    wanted = {mp_id: formula for formula, (mp_id, _) in FORMATION_COMPOUNDS.items()}
+    out: dict[str, dict[str, float]] = {}
+    path = SHARED / "raw" / "rxnnet" / "rxnnet_mp_gga_r2scan_energies.csv.gz"
+    with gzip.open(path, "rt", newline="") as handle:
+        for row in csv.DictReader(handle):
+            if row["likely_mpid"] in wanted:
+                out[wanted[row["likely_mpid"]]] = {
+                    "pbe": float(row["hf_gga_gga_u"]),
+                    "r2scan": float(row["hf_r2scan"]),
+                }
+    missing = sorted(set(FORMATION_COMPOUNDS) - set(out))
+    if missing:
+        raise ValueError(f"{path}: no MP formation energies for {missing}")
+    return out
+
+
+def formation_checks(loaded: Any, fidelity: str) -> list[dict[str, Any]]:
+    """Model formation energies (relaxed compounds against relaxed bundled elemental ground states) vs MP's."""
+    reference = mp_formation_energies()
+    candidates = []
+    for formula, (_, build) in FORMATION_COMPOUNDS.items():
+        atoms = build()
+        atoms.info["id"] = formula
+        candidates.append(atoms)
+    result = screen_structures(
+        loaded.model, candidates, fidelity=fidelity, relax=RELAX, candidates_compete=False, mp2020=fidelity == "pbe"
+    )
+    rows = []
+    for row in result.rows:
+        model_value = row.formation_energy_per_atom_mp2020 if fidelity == "pbe" else row.formation_energy_per_atom
+        mp_value = reference[row.id][fidelity]
+        rows.append(
+            {
+                "check": f"{row.id} formation energy within {FORMATION_TOLERANCE} of MP",
+                "model": round(float(model_value), 4),
+                "mp": round(mp_value, 4),
+                "error": round(float(model_value) - mp_value, 4),
+                "passed": bool(abs(float(model_value) - mp_value) < FORMATION_TOLERANCE),
+            }
+        )
+    return rows
+
+
+def md_check(loaded: Any, fidelity: str, name: str, *, seed: int = 0) -> dict[str, Any]:
+    """Langevin NVT at 1200 K for 2 ps: the smallest distance seen and the largest potential-energy rise."""
+    atoms = MD_CRYSTALS[name]()
+    atoms.calc = loaded.calculator(fidelity)
+    rng = np.random.default_rng(seed)
+    MaxwellBoltzmannDistribution(atoms, temperature_K=MD_TEMPERATURE_K, rng=rng)
+    dynamics = Langevin(
+        atoms, MD_TIMESTEP_FS * units.fs, temperature_K=MD_TEMPERATURE_K, friction=0.02, rng=rng, fixcm=False
+    )
+    start = atoms.get_potential_energy() / len(atoms)
+    state = {"min_distance": math.inf, "max_rise": -math.inf, "finite": True}
+
+    def observe() -> None:
+        distances = atoms.get_all_distances(mic=True)
+        np.fill_diagonal(distances, np.inf)
+        energy = atoms.get_potential_energy() / len(atoms)
+        state["min_distance"] = min(state["min_distance"], float(distances.min()))
+        state["max_rise"] = max(state["max_rise"], energy - start)
+        state["finite"] = state["finite"] and math.isfinite(energy)
+
+    dynamics.attach(observe, interval=5)
+    failure = None
+    try:
+        dynamics.run(round(MD_TIME_FS / MD_TIMESTEP_FS))
+    except ValueError as error:  # the calculator refuses overlapping atoms or non-finite positions: a collapse
+        failure = str(error)
+        state["finite"] = False
+    passed = state["finite"] and state["min_distance"] > MD_MIN_DISTANCE and state["max_rise"] < MD_MAX_ENERGY_RISE
+    return {
+        "check": f"{name} ({len(atoms)} atoms) NVT {MD_TEMPERATURE_K:.0f} K {MD_TIME_FS / 1000:.0f} ps",
+        "min_distance": round(state["min_distance"], 3),
+        "max_energy_rise": round(state["max_rise"], 3),
+        "passed": bool(passed),
+        **({"failure": failure} if failure else {}),
+    }
+
+
+def bulk_modulus_check(loaded: Any, fidelity: str, name: str) -> dict[str, Any]:
+    """Birch-Murnaghan bulk modulus (GPa) of the relaxed crystal from 7 volumes within ±6 %."""
+    calculator = loaded.calculator(fidelity)
+    _, relaxed = relaxed_energy_per_atom(calculator, BULK_BUILDERS[name]())
+    volumes, energies = [], []
+    for factor in np.linspace(0.94, 1.06, 7):
+        strained = relaxed.copy()
+        strained.set_cell(relaxed.cell * factor ** (1 / 3), scale_atoms=True)
+        strained.calc = calculator
+        volumes.append(strained.get_volume())
+        energies.append(strained.get_potential_energy())
+    eos = EquationOfState(volumes, energies, eos="birchmurnaghan")
+    _, _, modulus = eos.fit()
+    gpa = float(modulus / units.GPa)
+    reference = BULK_MODULI_GPA[name]
+    return {
+        "check": f"{name} bulk modulus within {BULK_MODULUS_TOLERANCE:.0%} of DFT",
+        "model_gpa": round(gpa, 1),
+        "dft_gpa": reference,
+        "passed": bool(abs(gpa - reference) <= BULK_MODULUS_TOLERANCE * reference),
+    }
+
+
+def run_checks(loaded: Any, fidelity: str, *, with_md: bool = True) -> dict[str, list[dict[str, Any]]]:
+    """Every check at one fidelity."""
+    out = {
+        "polymorphs": polymorph_checks(loaded, fidelity),
+        "formation": formation_checks(loaded, fidelity),
+        "bulk_moduli": [bulk_modulus_check(loaded, fidelity, name) for name in BULK_MODULI_GPA],
+    }
+    if with_md:
+        out["md"] = [md_check(loaded, fidelity, name) for name in MD_CRYSTALS]
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="mf-universal", help="registered name, checkpoint folder or Hub id")
+    parser.add_argument("--fidelities", nargs="+", default=["pbe", "r2scan"])
+    parser.add_argument("--no-md", action="store_true", help="skip the (slow) MD checks")
+    parser.add_argument("--output", type=Path, help="JSON file for the results")
+    args = parser.parse_args()
+    loaded = load_model(args.model)
+    results = {}
+    for fidelity in args.fidelities:
+        results[fidelity] = run_checks(loaded, fidelity, with_md=not args.no_md)
+        for group, rows in results[fidelity].items():
+            for row in rows:
+                values = {k: v for k, v in row.items() if k not in ("check", "passed")}
+                print(f"{fidelity:7s} {group:12s} {'PASS' if row['passed'] else 'FAIL'}  {row['check']}  {values}")
+    failed = sum(not row["passed"] for by_group in results.values() for rows in by_group.values() for row in rows)
+    total = sum(len(rows) for by_group in results.values() for rows in by_group.values())
+    print(f"{total - failed}/{total} checks pass")
+    if args.output:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(json.dumps({"model": args.model, "results": results}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
