@@ -98,10 +98,15 @@ def test_screen_with_relaxation_reports_status(tiny_model):
     direct = predict_structures(
         tiny_model, relaxed_frames, fidelity="r2scan", compute_forces=False, compute_stress=False
     )
-    for row, c, p in zip(result.rows, result.candidates, direct, strict=True):
-        assert row.relaxation_status in ("converged", "not_converged")
-        assert row.relax_steps == c.relaxation.steps
+    start = predict_structures(tiny_model, cands, fidelity="r2scan", compute_forces=False, compute_stress=False)
+    for row, c, p, before, original in zip(result.rows, result.candidates, direct, start, cands, strict=True):
+        assert row.relaxation_status == ("converged" if row.relax_fmax < 0.05 else "not_converged")
+        assert row.relax_steps == c.relaxation.steps and 0 < row.relax_steps <= 8
         assert row.energy_per_atom == pytest.approx(p.energy / c.frame.num_atoms, abs=1e-5)
+        # the relaxation moved the structure (atoms or cell) and lowered its energy
+        moved = np.abs(c.frame.positions - original.positions).max() + np.abs(c.frame.cell - original.cell[:]).max()
+        assert moved > 1e-4
+        assert p.energy < before.energy
     assert all(r.relaxation is not None for r in result.references)
 
 

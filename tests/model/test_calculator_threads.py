@@ -12,13 +12,20 @@ from universal_mfp.calculator import MFCalculator
 
 def test_num_threads_is_applied_per_evaluation_and_restored():
     model = small_model()
-    before = torch.get_num_threads()
-    atoms = rattled_crystal(seed=5)
-    plain = MFCalculator(model, fidelity="r2scan")
-    single = MFCalculator(model, fidelity="r2scan", num_threads=1)
-    plain.calculate(atoms, ["energy", "forces", "stress"])
-    single.calculate(atoms, ["energy", "forces", "stress"])
-    assert torch.get_num_threads() == before
+    seen: list[int] = []
+    model.register_forward_pre_hook(lambda module, inputs: seen.append(torch.get_num_threads()))
+    original = torch.get_num_threads()
+    torch.set_num_threads(3)
+    try:
+        atoms = rattled_crystal(seed=5)
+        plain = MFCalculator(model, fidelity="r2scan")
+        single = MFCalculator(model, fidelity="r2scan", num_threads=1)
+        plain.calculate(atoms, ["energy", "forces", "stress"])
+        single.calculate(atoms, ["energy", "forces", "stress"])
+        assert seen == [3, 1]  # the model ran with the process setting, then with the calculator's
+        assert torch.get_num_threads() == 3  # and the process setting is back
+    finally:
+        torch.set_num_threads(original)
     np.testing.assert_allclose(single.results["forces"], plain.results["forces"], atol=1e-10)
     assert single.results["energy"] == pytest.approx(plain.results["energy"], abs=1e-10)
 

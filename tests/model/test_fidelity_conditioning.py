@@ -9,6 +9,7 @@ from ase import Atoms
 from tests.model.helpers import batch_of, rattled_crystal, small_config, small_model
 from universal_mfp.data import keys
 from universal_mfp.model import ModelConfig
+from universal_mfp.model.potential import build_model
 
 
 def _final_features(model, atoms, fidelity: int) -> torch.Tensor:
@@ -77,11 +78,12 @@ def test_heads_share_the_interaction_layers_and_own_their_readout():
     assert model.interactions[0].linear_1.fidelity_bias.shape[0] == 1
     atoms = rattled_crystal(seed=5)
     assert torch.equal(_final_features(model, atoms, 0), _final_features(model, atoms, 1))
-    # a fresh model's heads start with equal weights; changing one fidelity's head leaves the other's energy
-    fresh = small_model("heads")
-    with torch.no_grad():
-        for layer in (fresh.readout_hidden, fresh.readout_out):
-            layer.fidelity_weight[1] = layer.fidelity_weight[0]
+    # a freshly built model's heads start with equal weights (they differ only by their biases)
+    fresh = build_model(small_config("heads"), seed=4)
+    for layer in (fresh.readout_hidden, fresh.readout_out):
+        assert torch.equal(layer.fidelity_weight[1], layer.fidelity_weight[0])
+        assert layer.fidelity_weight.abs().sum() > 0
+    # changing one fidelity's head leaves the other fidelity's energy as it was
     batches = [batch_of([atoms], [f], fresh.config.cutoff) for f in (0, 1)]
     before = [float(fresh(b)[keys.ENERGY][0]) for b in batches]
     with torch.no_grad():
