@@ -93,3 +93,69 @@ def test_publish_prints_commit_and_entry(fake_hub, checkpoint_dir: Path, tmp_pat
     entry = json.loads(out[out.index("{") :])
     assert entry["revision"] == commit and entry["repo_id"] == "umfp-tests/cli-tiny"
     assert card.read_text() == fake_hub.uploads[-1]["files"]["README.md"].decode()
+
+
+def _bad_inputs(tmp_path: Path) -> dict[str, tuple[Path, str]]:
+    """Inputs every structure-reading subcommand must refuse, with the message that names the problem."""
+    readme = tmp_path / "README.md"
+    readme.write_text("# not a structure\n")
+    unknown = tmp_path / "cell.foo"
+    unknown.write_text("x\n")
+    empty = tmp_path / "empty.extxyz"
+    empty.write_text("")
+    broken = tmp_path / "broken.cif"
+    broken.write_text("data_x\n_cell_length_a 3.0\nloop_\n_atom_site_label\n")
+    folder = tmp_path / "no-structures"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("nothing\n")
+    return {
+        "missing": (tmp_path / "missing.cif", "no such structure file or folder"),
+        "unknown format": (readme, "unsupported structure file"),
+        "unknown extension": (unknown, "unsupported structure file"),
+        "empty": (empty, "empty.extxyz"),
+        "unreadable": (broken, "broken.cif"),
+        "empty folder": (folder, "no .cif, POSCAR/CONTCAR/.vasp, .extxyz or .xyz files in this folder"),
+    }
+
+
+@pytest.mark.parametrize("command", ["predict", "screen"])
+def test_bad_structure_inputs_give_one_clear_line(tmp_path: Path, checkpoint_dir: Path, capsys, command):
+    """Each input error: exit 1, one line on stderr naming the problem, no traceback, no output files."""
+    for name, (path, message) in _bad_inputs(tmp_path).items():
+        out = tmp_path / f"out-{command}-{name.replace(' ', '_')}"
+        args = [command, str(path), "--model", str(checkpoint_dir), "--fidelity", "r2scan"]
+        args += ["--output", f"{out}.csv"] if command == "predict" else ["--output-dir", str(out), "--no-plots"]
+        assert main(args) == 1, name
+        captured = capsys.readouterr()
+        lines = [line for line in captured.err.splitlines() if line.strip()]
+        assert len(lines) == 1 and message in lines[0] and lines[0].startswith(f"umfp {command}: error:"), (name, lines)
+        assert "Traceback" not in captured.err and captured.out == ""
+        assert not Path(f"{out}.csv").exists() and not out.exists(), name
+
+
+@pytest.mark.parametrize("command", ["predict", "screen"])
+def test_unknown_fidelity_is_refused_before_any_output(
+    tmp_path: Path, structure_file: Path, checkpoint_dir: Path, capsys, command
+):
+    out = tmp_path / "out"
+    args = [command, str(structure_file), "--model", str(checkpoint_dir), "--fidelity", "hse06"]
+    args += ["--output", f"{out}.csv"] if command == "predict" else ["--output-dir", str(out), "--no-plots"]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "unknown fidelity 'hse06'" in err and "Traceback" not in err
+    assert not Path(f"{out}.csv").exists() and not out.exists()
+
+
+def test_screen_takes_dtype_and_device(tmp_path: Path, structure_file: Path, checkpoint_dir: Path):
+    results = {}
+    for dtype in ("float32", "float64"):
+        out = tmp_path / dtype
+        args = ["screen", str(structure_file), "--model", str(checkpoint_dir), "--fidelity", "r2scan"]
+        assert main([*args, "--dtype", dtype, "--device", "cpu", "--output-dir", str(out), "--no-plots"]) == 0
+        results[dtype] = list(csv.DictReader((out / "results.csv").open()))
+    assert len(results["float32"]) == 3
+    for low, high in zip(results["float32"], results["float64"], strict=True):
+        assert float(low["energy_per_atom"]) == pytest.approx(float(high["energy_per_atom"]), abs=1e-4)
+    with pytest.raises(SystemExit) as usage:
+        main(["screen", str(structure_file), "--model", str(checkpoint_dir), "--fidelity", "r2scan", "--dtype", "half"])
+    assert usage.value.code == 2

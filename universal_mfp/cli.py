@@ -57,12 +57,11 @@ def _add_models(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _read_structures(paths: Sequence[Path]) -> list[tuple[str, int, object]]:
-    from ase.io import read
+    from universal_mfp.hull.structures_io import read_structures_by_file
 
     out = []
-    for path in paths:
-        frames = read(str(path), index=":")
-        out += [(str(path), k, atoms) for k, atoms in enumerate(frames)]
+    for path, frames in read_structures_by_file(paths):
+        out += [(str(path), k, frame.to_atoms()) for k, frame in enumerate(frames)]
     return out
 
 

@@ -60,3 +60,28 @@ def test_training_run_names_the_shard_with_a_nan_label(tmp_path: Path):
     config = load_run_config(path)
     with pytest.raises(ValueError, match=r"bad\.parquet: frame 2 \(si-2\) has non-finite \(NaN or inf\) energy"):
         read_sources(config)
+
+
+def test_trainer_stops_when_the_loss_becomes_non_finite(tmp_path: Path):
+    """A finite but absurd label (1e200 eV) overflows the squared error: the run stops and names the batch."""
+    from universal_mfp.model import ModelConfig
+    from universal_mfp.training.baselines import train_model
+    from universal_mfp.training.run import normalised_model
+    from universal_mfp.training.trainer import NonFiniteLossError, TrainerSettings
+
+    frames = _frames(4)
+    frames[3] = frames[3].replace(energy=1e200)
+    config = ModelConfig(
+        elements=(14,),
+        fidelities=("pbe",),
+        num_layers=1,
+        hidden_irreps="4x0e",
+        radial_mlp_hidden=(4,),
+        readout_hidden=4,
+    )
+    settings = TrainerSettings(epochs=1, batch_size=4, learning_rate=0.01, warmup_steps=1, progress=False)
+    clean = _frames(4)
+    model = normalised_model(clean, GraphDataset(clean, config.cutoff, ("pbe",)), config, seed=0)
+    with pytest.raises(NonFiniteLossError, match=r"the loss became inf at step 0.*si-3.*Training stopped"):
+        train_model(frames, [], config, settings, tmp_path / "run", initial=model)
+    assert not (tmp_path / "run" / "best_model").exists()

@@ -18,11 +18,11 @@ from universal_mfp.model.potential import MultiFidelityPotential
 logger = logging.getLogger(__name__)
 
 
-def resolve_model(name: str) -> MultiFidelityPotential:
+def resolve_model(name: str, *, device: str = "cpu", dtype: str = "float32") -> MultiFidelityPotential:
     """Return the potential for a registered model name, a checkpoint folder or a Hub id (``load_model``)."""
     from universal_mfp.hub import load_model
 
-    return load_model(name).model
+    return load_model(name, device=device, dtype=dtype).model
 
 
 def add_screen_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -38,6 +38,8 @@ def add_screen_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("candidates", nargs="+", help="structure files or folders")
     parser.add_argument("--model", required=True, help="model name (registry) or checkpoint folder")
     parser.add_argument("--fidelity", required=True, help="fidelity of every energy, e.g. r2scan or pbe")
+    parser.add_argument("--dtype", default="float32", choices=("float32", "float64"), help="evaluation precision")
+    parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
     parser.add_argument("--references", nargs="*", default=[], help="reference structure files or folders")
     parser.add_argument(
         "--mp-entries", nargs="*", default=[], help="JSON files of Materials Project ComputedStructureEntry lists"
@@ -90,7 +92,8 @@ def run_screen(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         max_atoms_per_batch=args.max_atoms_per_batch,
     )
-    summary = run_screening(resolve_model(args.model), request, model_name=args.model)
+    model = resolve_model(args.model, device=args.device, dtype=args.dtype)
+    summary = run_screening(model, request, model_name=args.model)
     sys.stdout.write(format_results_table(Path(summary["outputs"]["csv"])) + "\n")
     sys.stdout.write(f"results: {summary['outputs']['csv']}\n")
     return 0

@@ -89,25 +89,56 @@ def unique_ids(frames: Sequence[Frame]) -> list[Frame]:
     return out
 
 
+def structure_files(paths: Iterable[str | Path]) -> list[Path]:
+    """The structure files named by ``paths``: files as given, folders expanded (recursively, sorted).
+
+    Raises:
+        FileNotFoundError: for a path that does not exist or a folder without structure files.
+    """
+    files: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and _is_structure_file(p))
+            if not found:
+                raise FileNotFoundError(f"{path}: no .cif, POSCAR/CONTCAR/.vasp, .extxyz or .xyz files in this folder")
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise FileNotFoundError(f"no such structure file or folder: {path}")
+    return files
+
+
+def read_structures_by_file(paths: Iterable[str | Path]) -> list[tuple[Path, list[Frame]]]:
+    """Each structure file of ``paths`` (see ``structure_files``) with its structures.
+
+    Raises:
+        FileNotFoundError: for a missing path or a folder without structure files.
+        ValueError: for an unsupported or unreadable file, or a file that holds no structure (named).
+    """
+    out = []
+    for path in structure_files(paths):
+        try:
+            frames = read_structure_file(path)
+        except ValueError:
+            raise
+        except Exception as error:  # a parser's own error on a malformed file: name the file, no traceback
+            raise ValueError(f"{path}: cannot read structures ({type(error).__name__}: {error})") from error
+        if not frames:
+            raise ValueError(f"{path}: the file holds no structures")
+        out.append((path, frames))
+    return out
+
+
 def read_structures(paths: Iterable[str | Path]) -> list[Frame]:
     """Read structures from files and folders (folders: every supported file inside, recursively, sorted).
 
     Raises:
         FileNotFoundError: for a path that does not exist or a folder without structure files.
+        ValueError: for an unsupported, unreadable or empty file.
     """
-    frames: list[Frame] = []
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            files = sorted(p for p in path.rglob("*") if p.is_file() and _is_structure_file(p))
-            if not files:
-                raise FileNotFoundError(f"{path}: no .cif, POSCAR/CONTCAR/.vasp, .extxyz or .xyz files in this folder")
-            for file in files:
-                frames.extend(read_structure_file(file))
-        elif path.is_file():
-            frames.extend(read_structure_file(path))
-        else:
-            raise FileNotFoundError(f"no such structure file or folder: {path}")
+    frames = [frame for _, file_frames in read_structures_by_file(paths) for frame in file_frames]
     logger.info("read %d structures", len(frames))
     return unique_ids(frames)
 

@@ -49,6 +49,10 @@ BEST_DIR = "best_model"
 SELECTION_METRICS = ("loss", "energy_mae", "last")
 
 
+class NonFiniteLossError(FloatingPointError, ValueError):
+    """Training produced a NaN or infinite loss or gradient: the run stops instead of training on it."""
+
+
 def selection_score(metric: str, val_loss: float, val_errors: dict[str, dict[str, float]], epoch: int = 0) -> float:
     """The number the best model minimises, from one validation pass after ``epoch``."""
     if metric == "last":
@@ -215,9 +219,14 @@ class Trainer:
         terms = [t for t in self.terms if t in sums]
         global_counts = all_reduce_sum(torch.stack([counts[t].detach() for t in terms]), self.context)
         loss = combine({t: sums[t] for t in terms}, dict(zip(terms, global_counts, strict=True)))
+        if not bool(torch.isfinite(loss.detach())):
+            parts = {t: float(sums[t].detach()) for t in terms}
+            raise NonFiniteLossError(f"the loss became {float(loss.detach())} {self._where(local, step, parts)}")
         loss.backward()
         all_reduce_gradients(self.parameters, self.context)
         grad_norm = torch.nn.utils.clip_grad_norm_(self.parameters, self.settings.grad_clip)
+        if not bool(torch.isfinite(grad_norm)):
+            raise NonFiniteLossError(f"the gradient norm became {float(grad_norm)} {self._where(local, step, {})}")
         lr = learning_rate_at(step, self.total_steps, self.settings)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
@@ -231,6 +240,15 @@ class Trainer:
             "lr": lr,
             "grad_norm": float(grad_norm),
         }
+
+    def _where(self, local: Any, step: int, parts: dict[str, float]) -> str:
+        frames = [self.train_set.frames[int(i)] for i in local]
+        ids = [str(f.info.get("frame_id") or f.info.get("material_id") or "?") for f in frames][:8]
+        terms = f"; loss terms (sums) {parts}" if parts else ""
+        return (
+            f"at step {step}{terms}; batch frames {ids}. Training stopped; lower the learning rate or check these "
+            "frames' labels (the last saved state is untouched)"
+        )
 
     # --- validation and best model ---------------------------------------------------------------
     def _validate(self) -> tuple[float, dict[str, dict[str, float]]]:
