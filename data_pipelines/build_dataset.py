@@ -14,8 +14,6 @@ replaced (parquet files it does not list are left alone and the build refuses).
 from __future__ import annotations
 
 import logging
-import shutil
-import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
@@ -24,12 +22,13 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from data_pipelines._io import atomic_write_json, read_jsonl, sha256_file
+from data_pipelines._io import read_jsonl
 from data_pipelines.records import record_to_frame
 from data_pipelines.splits import DEFAULT_FRACTIONS, SPLITS, assign_split, validate_fractions
 from data_pipelines.stats import fidelity_statistics
 from universal_mfp.data.frame import Frame
 from universal_mfp.data.shards import SHARD_SCHEMA_VERSION, write_shard
+from universal_mfp.files import atomic_write_json, sha256_file, staging_folder
 from universal_mfp.training.splits import group_key
 
 logger = logging.getLogger(__name__)
@@ -105,9 +104,7 @@ def write_dataset(
     for frame, split in zip(labelled, splits, strict=True):
         buckets[(split, str(frame.fidelity))].append(frame)
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+    with staging_folder(out_dir) as staging:
         shards = []
         keys = sorted(buckets, key=lambda k: (SPLITS.index(k[0]), k[1]))
         total = sum((len(buckets[k]) + rows_per_shard - 1) // rows_per_shard for k in keys)
@@ -157,8 +154,6 @@ def write_dataset(
         out_dir.mkdir(parents=True, exist_ok=True)
         for item in sorted(staging.iterdir()):
             item.replace(out_dir / item.name)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     logger.info("dataset: %d frames in %d shards -> %s", len(labelled), len(shards), out_dir)
     return manifest
 

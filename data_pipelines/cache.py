@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from data_pipelines._io import atomic_write_json
+from universal_mfp.files import atomic_write_json
 
 logger = logging.getLogger(__name__)
 

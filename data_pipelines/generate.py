@@ -24,7 +24,6 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
-from data_pipelines._io import atomic_write_bytes, atomic_write_json, sha256_file
 from data_pipelines.configurations import (
     is_sane,
     md_snapshots,
@@ -53,6 +52,7 @@ from data_pipelines.shard_runner import (
     write_manifest,
 )
 from data_pipelines.substitution import U_METALS, decorate, role_candidates, sample_decoration
+from universal_mfp.files import atomic_write_bytes, atomic_write_json, sha256_file
 
 logger = logging.getLogger(__name__)
 

@@ -317,7 +317,7 @@ def write_pairs(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from data_pipelines._io import atomic_write_bytes, atomic_write_json
+    from universal_mfp.files import atomic_write_bytes, atomic_write_json
 
     out_dir = Path(out_dir)
     path = out_dir / "pairs.parquet"

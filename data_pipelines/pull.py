@@ -29,7 +29,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from data_pipelines._io import atomic_write_json, short_hash, write_jsonl
+from data_pipelines._io import short_hash, write_jsonl
 from data_pipelines.mp_client import MPClient
 from data_pipelines.records import (
     TASKS_ROUTE,
@@ -38,6 +38,7 @@ from data_pipelines.records import (
     record_from_task_doc,
     records_from_thermo_doc,
 )
+from universal_mfp.files import atomic_write_json
 
 logger = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from data_pipelines._io import atomic_write_json
+from universal_mfp.files import atomic_write_json
 
 logger = logging.getLogger(__name__)
 

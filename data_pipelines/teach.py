@@ -25,7 +25,6 @@ from typing import Any
 
 from ase import Atoms
 
-from data_pipelines._io import atomic_write_json, sha256_file
 from data_pipelines.shard_runner import (
     is_done,
     parse_part,
@@ -38,6 +37,7 @@ from data_pipelines.shard_runner import (
 from data_pipelines.splits import DEFAULT_FRACTIONS, assign_split, validate_fractions
 from universal_mfp.data.frame import Frame
 from universal_mfp.data.shards import write_shard
+from universal_mfp.files import atomic_write_json, sha256_file
 
 logger = logging.getLogger(__name__)
 

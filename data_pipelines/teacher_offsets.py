@@ -94,7 +94,7 @@ def teacher_element_offsets(
 
 def write_offsets(table: dict[str, Any], path: Path) -> Path:
     """Write the offsets JSON atomically."""
-    from data_pipelines._io import atomic_write_json
+    from universal_mfp.files import atomic_write_json
 
     return atomic_write_json(path, table)
 

@@ -11,8 +11,8 @@ import numpy as np
 import pyarrow.parquet as pq
 from ase.data import chemical_symbols
 
-from data_pipelines._io import sha256_file
 from data_pipelines.shard_runner import MANIFEST
+from universal_mfp.files import sha256_file
 
 
 def _table(folder: Path) -> Any:

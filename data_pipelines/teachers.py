@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
+from universal_mfp.files import sha256_file
 from universal_mfp.units import as_stress_3x3
 
 logger = logging.getLogger(__name__)
@@ -75,12 +76,6 @@ class TeacherLabel:
 
 class TeacherError(RuntimeError):
     """A teacher failed on one structure (crash or non-finite output); the structure is skipped, not labelled."""
-
-
-def _sha256(path: Path) -> str:
-    from data_pipelines._io import sha256_file
-
-    return sha256_file(path)
 
 
 class Teacher:
@@ -189,7 +184,7 @@ def _load_chgnet(name: str, spec: str) -> Teacher:
     provenance = TeacherProvenance(
         spec=spec,
         version=f"CHGNet {model.version}, chgnet {chgnet.__version__}",
-        weights_sha256=_sha256(weights[0]) if weights else None,
+        weights_sha256=sha256_file(weights[0]) if weights else None,
         license=_CHGNET_LICENSE,
         energy_scale=MP_GGA_RAW if name == "0.3.0" else MP_R2SCAN,
     )
@@ -211,7 +206,7 @@ def _load_sevenn(rest: str, spec: str) -> Teacher:
     provenance = TeacherProvenance(
         spec=spec,
         version=f"SevenNet {model}{':' + modal if modal else ''}, sevenn {sevenn.__version__}",
-        weights_sha256=_sha256(Path(path)) if path and Path(path).is_file() else None,
+        weights_sha256=sha256_file(Path(path)) if path and Path(path).is_file() else None,
         license="GPL-3.0-only",
         energy_scale=AS_PREDICTED,
     )
@@ -234,7 +229,7 @@ def _load_factory(spec: str) -> Teacher:
     provenance = TeacherProvenance(
         spec=spec,
         version=str(getattr(module, "__version__", getattr(calculator, "version", "unknown"))),
-        weights_sha256=_sha256(Path(weights)) if weights and Path(weights).is_file() else None,
+        weights_sha256=sha256_file(Path(weights)) if weights and Path(weights).is_file() else None,
         license=str(getattr(calculator, "license", "unknown")),
         energy_scale=AS_PREDICTED,
     )

@@ -5,8 +5,7 @@ from universal_mfp.data.frame import Frame
 from universal_mfp.hub import available_models, load_model
 from universal_mfp.inference import Prediction, predict_structures
 from universal_mfp.model import ModelConfig, MultiFidelityPotential, build_model
-
-__version__ = "0.1.0"
+from universal_mfp.version import __version__
 
 __all__ = [
     "Frame",

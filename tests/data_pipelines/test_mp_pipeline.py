@@ -12,12 +12,13 @@ import pyarrow.parquet as pq
 import pytest
 from ase.io import read
 
-from data_pipelines._io import read_jsonl, sha256_file
+from data_pipelines._io import read_jsonl
 from data_pipelines.cli import main
 from data_pipelines.mp_client import MissingAPIKeyError, MPClient, MPPullError
 from data_pipelines.pull import PullQuery, pull
 from tests.data_pipelines.mp_server import API_KEY
 from universal_mfp.data.readers import read_frames
+from universal_mfp.files import sha256_file
 
 QUERY = PullQuery(chemsys=("Li", "Fe", "V"))
 

@@ -59,7 +59,7 @@ def test_every_structure_is_an_exact_pair_with_provenance(generated: Path, label
         "chgnet:0.3.0": next((Path(chgnet.__file__).parent / "pretrained" / "0.3.0").glob("*.pth.tar")),
         "chgnet:r2scan": next((Path(chgnet.__file__).parent / "pretrained" / "r2scan").glob("*.pth.tar")),
     }
-    from data_pipelines._io import sha256_file
+    from universal_mfp.files import sha256_file
 
     for pair in pairs.values():
         gga, r2scan = pair["pbe_chgnet"], pair["r2scan_chgnet"]

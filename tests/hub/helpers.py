@@ -10,7 +10,7 @@ import torch
 from ase import Atoms
 from ase.build import bulk
 
-from universal_mfp.hub.files import sha256_file
+from universal_mfp.files import sha256_file
 from universal_mfp.model import ModelConfig, build_model
 from universal_mfp.model.potential import MultiFidelityPotential
 

@@ -138,3 +138,18 @@ def test_failed_save_leaves_nothing(tmp_path: Path):
     with pytest.raises(ValueError, match="JSON-able"):
         save_checkpoint(tiny_model(), tmp_path / "bad", training={"when": object()})
     assert list(tmp_path.iterdir()) == []
+
+
+def test_code_version_says_which_code_made_it(tmp_path: Path):
+    import re
+    from importlib.metadata import version
+
+    from universal_mfp import __version__
+    from universal_mfp.version import code_version
+
+    assert __version__ == version("universal-mfp")  # one source: the installed distribution's metadata
+    folder = save_checkpoint(tiny_model(), tmp_path / "ckpt")
+    recorded = json.loads((folder / "config.json").read_text())["code_version"]
+    assert recorded == code_version() and recorded.startswith(__version__)
+    if (Path(__file__).resolve().parents[2] / ".git").exists():  # a git checkout: the commit is recorded
+        assert re.fullmatch(re.escape(__version__) + r"\+g[0-9a-f]{10}(\.dirty)?", recorded), recorded

@@ -99,6 +99,38 @@ def test_cohesive_energy_transfer_and_fixed_references():
         isolated_atom_energies(frames, ("pbe",), {"r2scan": IsolatedAtomSource(info_key="x")}, cutoff=5.0)
 
 
+def test_teacher_fidelity_takes_a_real_fidelitys_energies_minus_offsets(tmp_path):
+    """``same_as`` copies the final E0 of another fidelity (after its cohesive pass) less measured offsets."""
+    frames = [
+        _bulk("W", 2, -12.96, "pbe"),
+        _bulk("W", 2, -13.0, "pbe_matpes"),
+        _bulk("O", 2, -4.9, "pbe_matpes"),
+        _bulk("W", 2, -12.5, "pbe_chgnet"),
+        _bulk("W", 2, -12.4, "teacher_r2"),
+    ]
+    frames = [f.replace(info={"energy_atomic": {74: -4.57, 8: -1.9}[int(f.numbers[0])]}) for f in frames]
+    offsets = tmp_path / "offsets.json"
+    offsets.write_text(json.dumps({"element_offsets": {"W": 0.25}, "default_offset": -0.02}))
+    sources = {
+        "pbe": IsolatedAtomSource(cohesive_from="pbe_matpes"),
+        "pbe_matpes": IsolatedAtomSource(info_key="energy_atomic"),
+        "pbe_chgnet": IsolatedAtomSource(same_as="pbe"),
+        "teacher_r2": IsolatedAtomSource(same_as="pbe_matpes", offsets=offsets),
+    }
+    fidelities = ("pbe", "pbe_matpes", "pbe_chgnet", "teacher_r2")
+    found = isolated_atom_energies(frames, fidelities, sources, cutoff=5.0)
+    assert found["pbe_chgnet"] == found["pbe"] == {74: pytest.approx(-12.96 + 13.0 - 4.57)}
+    assert found["teacher_r2"] == {74: pytest.approx(-4.57 - 0.25), 8: pytest.approx(-1.9 + 0.02)}
+    chained = {**sources, "teacher_r2": IsolatedAtomSource(same_as="pbe_chgnet")}
+    with pytest.raises(ValueError, match="same_as 'pbe_chgnet' has no energies of its own"):
+        isolated_atom_energies(frames, fidelities, chained, cutoff=5.0)
+    with pytest.raises(ValueError, match="give 'same_as' too"):
+        IsolatedAtomSource(info_key="energy_atomic", offsets=offsets)
+    offsets.write_text("{}")
+    with pytest.raises(ValueError, match="no 'element_offsets'"):
+        isolated_atom_energies(frames, fidelities, sources, cutoff=5.0)
+
+
 def test_given_references_are_kept_and_the_rest_fitted():
     rng = np.random.default_rng(1)
     elements = (1, 8, 14)

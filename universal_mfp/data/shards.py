@@ -30,8 +30,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -40,6 +38,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from universal_mfp.data.frame import Frame
+from universal_mfp.files import atomic_file
 
 SHARD_SCHEMA_VERSION = "2"
 READABLE_SCHEMA_VERSIONS = ("1", "2")
@@ -128,14 +127,8 @@ def write_shard(frames: Sequence[Frame], path: str | Path, *, overwrite: bool = 
         raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
     path.parent.mkdir(parents=True, exist_ok=True)
     table = frames_to_table(frames)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_file(path) as tmp:
         pq.write_table(table, tmp, compression="zstd")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 

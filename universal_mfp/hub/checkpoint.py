@@ -61,7 +61,7 @@ def checkpoint_metadata(
     metrics: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Return the ``config.json`` content for ``model`` (config in the model's current dtype)."""
-    from universal_mfp import __version__
+    from universal_mfp.version import code_version
 
     dtype_name = _DTYPE_NAMES.get(model.dtype)
     if dtype_name is None:
@@ -69,7 +69,7 @@ def checkpoint_metadata(
     config = model.config.replace(dtype=dtype_name)
     metadata = {
         "checkpoint_schema_version": CHECKPOINT_SCHEMA_VERSION,
-        "code_version": __version__,
+        "code_version": code_version(),
         "model": config.to_dict(),
         "fidelities": list(config.fidelities),
         "element_references": _element_references(model),
@@ -111,8 +111,8 @@ def save_checkpoint(
         FileExistsError: if ``directory`` is not empty and ``overwrite`` is false.
         ValueError: if the training summary or metrics are not JSON-able, or the metrics malformed.
     """
+    from universal_mfp.files import atomic_directory
     from universal_mfp.hub.card import render_card_or_minimal
-    from universal_mfp.hub.files import atomic_directory
 
     directory = Path(directory)
     metadata = checkpoint_metadata(model, training=training, metrics=metrics)

@@ -23,7 +23,7 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 
-from universal_mfp.hub.files import sha256_file
+from universal_mfp.files import sha256_file
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ def _evict(pointer: Path) -> None:
 
 
 def _download_one(repo_id: str, filename: str, revision: str, settings: HubSettings, *, force: bool = False) -> Path:
-    from universal_mfp import __version__
+    from universal_mfp.version import __version__
 
     where = f"{filename!r} of {repo_id}@{revision} (endpoint {settings.endpoint}, cache {settings.cache_dir})"
     try:

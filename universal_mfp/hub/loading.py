@@ -11,9 +11,9 @@ from typing import Any
 import torch
 
 from universal_mfp.calculator import MFCalculator
+from universal_mfp.files import sha256_file
 from universal_mfp.hub.checkpoint import CHECKPOINT_FILES, load_checkpoint
 from universal_mfp.hub.download import ChecksumMismatchError, fetch_files
-from universal_mfp.hub.files import sha256_file
 from universal_mfp.hub.registry import RegistryEntry, is_hub_repo_id, load_registry, pretrained_root
 from universal_mfp.inference import Prediction, inference_copy, predict_structures, resolve_fidelity
 from universal_mfp.model.config import ModelConfig

@@ -11,10 +11,10 @@ from typing import Any
 
 from huggingface_hub import HfApi
 
+from universal_mfp.files import sha256_file
 from universal_mfp.hub.card import DEFAULT_LICENSE, render_card, validate_card
 from universal_mfp.hub.checkpoint import CARD_FILE, CONFIG_FILE, WEIGHTS_FILE, load_checkpoint
 from universal_mfp.hub.download import hub_settings
-from universal_mfp.hub.files import sha256_file
 from universal_mfp.hub.registry import RegistryEntry, is_hub_repo_id
 
 logger = logging.getLogger(__name__)
@@ -104,7 +104,7 @@ def publish(
         api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
         if revision is not None and revision != "main":
             api.create_branch(repo_id, branch=revision, exist_ok=True, repo_type="model")
-        from universal_mfp import __version__
+        from universal_mfp.version import __version__
 
         name = repo_id.rsplit("/", maxsplit=1)[-1]
         info = api.upload_folder(

@@ -150,10 +150,11 @@ def parse_run_config(raw: Mapping[str, Any], *, base_dir: Path) -> RunConfig:
         _check_keys(
             f"data.isolated_atom_energies.{fidelity}",
             spec,
-            {"file", "key", "info_key", "dissociated_dimers", "cohesive_from"},
+            {"file", "key", "info_key", "dissociated_dimers", "cohesive_from", "same_as", "offsets"},
         )
-        if "file" in spec:
-            spec["file"] = _expand(str(spec["file"]), base_dir)
+        for key in ("file", "offsets"):
+            if key in spec:
+                spec[key] = _expand(str(spec[key]), base_dir)
         isolated[str(fidelity)] = IsolatedAtomSource(**spec)
     seed = int(raw.get("seed", 0))
     training = dict(raw.get("training") or {})

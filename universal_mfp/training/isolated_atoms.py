@@ -12,7 +12,11 @@ the binding. Each fidelity's E0 come from the first of these that has the elemen
   provided it is at least ``cutoff`` apart (the model sees it as two free atoms);
 - ``cohesive_from``: another fidelity's E0 moved by the difference between the two fidelities' lowest
   bulk energies per atom of the pure element, i.e. the cohesive energy is taken to be the same in both
-  (for a setup whose free-atom energy of that element was never computed).
+  (for a setup whose free-atom energy of that element was never computed);
+- ``same_as``: another fidelity's E0, minus the per-element ``offsets`` (an ``umfp data offsets`` JSON of
+  ``E_other - E_this`` per atom, its ``default_offset`` for elements it did not measure) when given. For a
+  teacher fidelity on the scale of a real one (``pbe_chgnet`` as ``pbe``; ``r2scan_chgnet`` as ``r2scan`` minus
+  the MatPES-minus-MP r2SCAN offsets), so the two fidelities' networks learn the same binding energies.
 
 Elements none of these cover keep least-squares references (see ``statistics.fit_element_references``).
 """
@@ -44,10 +48,17 @@ class IsolatedAtomSource:
     info_key: str | None = None
     dissociated_dimers: bool = False
     cohesive_from: str | None = None
+    same_as: str | None = None
+    offsets: Path | None = None
 
     def __post_init__(self) -> None:
-        if self.file is None and self.info_key is None and not self.dissociated_dimers and not self.cohesive_from:
-            raise ValueError("an isolated-atom source needs file, info_key, dissociated_dimers or cohesive_from")
+        given = (self.file, self.info_key, self.dissociated_dimers or None, self.cohesive_from, self.same_as)
+        if all(value is None for value in given):
+            raise ValueError(
+                "an isolated-atom source needs file, info_key, dissociated_dimers, cohesive_from or same_as"
+            )
+        if self.offsets is not None and self.same_as is None:
+            raise ValueError("isolated-atom 'offsets' shift another fidelity's energies; give 'same_as' too")
         if self.key is not None and self.file is None:
             raise ValueError("isolated-atom 'key' selects a section of 'file'; give the file too")
 
@@ -188,4 +199,35 @@ def isolated_atom_energies(
         }
         out[fidelity].update(new)
         logger.info("fidelity %s: %d isolated-atom energies from cohesive energies at %s", fidelity, len(new), other)
+    for fidelity, source in sources.items():  # third pass: copies of a fidelity's final E0
+        if source.same_as is None:
+            continue
+        if source.same_as not in out or source.same_as == fidelity or sources[source.same_as].same_as is not None:
+            raise ValueError(
+                f"isolated-atom energies of {fidelity}: same_as {source.same_as!r} has no energies of its own"
+            )
+        shift = _offsets(source.offsets) if source.offsets is not None else {}
+        default = shift.pop(0, 0.0)
+        new = {z: e - shift.get(z, default) for z, e in out[source.same_as].items() if z not in out[fidelity]}
+        out[fidelity].update(new)
+        logger.info("fidelity %s: %d isolated-atom energies as %s", fidelity, len(new), source.same_as)
+    return out
+
+
+def _offsets(path: Path) -> dict[int, float]:
+    """Per-element offsets (eV/atom) by atomic number from an offsets JSON; key 0 holds ``default_offset``."""
+    try:
+        table = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no element offsets file at {path}") from None
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not a JSON file ({error})") from error
+    offsets = table.get("element_offsets") if isinstance(table, dict) else None
+    if not isinstance(offsets, dict):
+        raise ValueError(f"{path}: no 'element_offsets' mapping")
+    out = {_element(label, str(path)): float(value) for label, value in offsets.items()}
+    if table.get("default_offset") is not None:
+        out[0] = float(table["default_offset"])
+    if not all(np.isfinite(list(out.values()))):
+        raise ValueError(f"{path}: offsets must be finite numbers")
     return out

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from universal_mfp.hub.files import atomic_directory
+from universal_mfp.files import atomic_directory
 
 logger = logging.getLogger(__name__)
 
