@@ -20,24 +20,12 @@ It holds no parameters and only non-persistent buffers, so a model's ``state_dic
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from e3nn import o3
 from torch import nn
 
-
-@dataclass(frozen=True)
-class _Block:
-    """The paths leaving one input irrep: where they read and write."""
-
-    in_start: int  # first column of the input irrep in the node features
-    mul: int  # its multiplicity u
-    dim_in: int  # 2 l1 + 1
-    num_paths: int  # P
-    weight_start: int  # first weight column of its paths (they are contiguous, P * u columns)
-    width: int  # K: summed output dimensions of its paths
-    outputs: tuple[tuple[int, int, int], ...]  # per path: (output irrep index, first k, 2 l3 + 1)
+from universal_mfp.model.channelwise_layout import Block, channels_last
+from universal_mfp.model.channelwise_recompute import recomputed_messages
 
 
 class ChannelwiseTensorProduct(nn.Module):
@@ -90,14 +78,14 @@ class ChannelwiseTensorProduct(nn.Module):
                 covered[ins.i_out] += 1
                 k0 += dims_out[q]
             self.register_buffer(f"coupling_{len(blocks)}", coupling.reshape(dim_sh, -1), persistent=False)
-            blocks.append(_Block(in_starts[a], mul, d1, len(paths), starts[0], width, tuple(outputs)))
+            blocks.append(Block(in_starts[a], mul, d1, len(paths), starts[0], width, tuple(outputs)))
         if any(c != 1 for c, (mul, _) in zip(covered, tp.irreps_out, strict=True) if mul > 0):
             raise ValueError("every output irrep must be written by exactly one path")
         self._blocks = tuple(blocks)
         self._out_slices = tuple(self.irreps_out.slices())
 
     @property
-    def blocks(self) -> tuple[_Block, ...]:
+    def blocks(self) -> tuple[Block, ...]:
         """The groups of paths, one per input irrep that has paths."""
         return self._blocks
 
@@ -115,7 +103,7 @@ class ChannelwiseTensorProduct(nn.Module):
         out = [piece for piece in pieces if piece is not None]
         return torch.cat(out, dim=1) if len(out) > 1 else out[0]
 
-    def block_gradient(self, grad: torch.Tensor, block: _Block) -> torch.Tensor:
+    def block_gradient(self, grad: torch.Tensor, block: Block) -> torch.Tensor:
         """The inverse of ``arrange`` for one block: [N, irreps_out.dim] -> [N, K, u]."""
         num_nodes = grad.shape[0]
         parts = [
@@ -151,8 +139,6 @@ class ChannelwiseTensorProduct(nn.Module):
             [N, irreps_out.dim]: ``Σ_{edges e of i} TP(features[neighbour_e], Y_e; w_e)`` in e3nn's layout.
         """
         if recompute:
-            from universal_mfp.model.channelwise_recompute import recomputed_messages
-
             return recomputed_messages(self, features, edge_harmonics, weights, centre, neighbour)
         num_nodes, num_edges = features.shape[0], edge_harmonics.shape[0]
         summed = []
@@ -167,9 +153,3 @@ class ChannelwiseTensorProduct(nn.Module):
             block_sum = messages.new_zeros(num_nodes, width * u).index_add(0, centre, messages)
             summed.append(block_sum.reshape(num_nodes, width, u))
         return self.arrange(summed)
-
-
-def channels_last(features: torch.Tensor, block: _Block) -> torch.Tensor:
-    """The input irrep of ``block`` as [N, 2 l1 + 1, u] (a view of the node features)."""
-    u, d1 = block.mul, block.dim_in
-    return features[:, block.in_start : block.in_start + u * d1].reshape(features.shape[0], u, d1).transpose(1, 2)

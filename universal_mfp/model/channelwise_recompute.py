@@ -11,12 +11,11 @@ same formulas as ``ChannelwiseTensorProduct.forward``; the backward pass is not 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
-if TYPE_CHECKING:
-    from universal_mfp.model.channelwise import ChannelwiseTensorProduct
+from universal_mfp.model.channelwise_layout import MessageLayout, channels_last
 
 # numbers per chunk temporary (about 8 MB in float32): small enough to be recycled by the allocator
 _CHUNK_NUMBERS = 1 << 21
@@ -36,10 +35,8 @@ class _RecomputedMessages(torch.autograd.Function):
         weights: torch.Tensor,
         centre: torch.Tensor,
         neighbour: torch.Tensor,
-        tp: ChannelwiseTensorProduct,
+        tp: MessageLayout,
     ) -> torch.Tensor:
-        from universal_mfp.model.channelwise import channels_last
-
         ctx.tp = tp
         ctx.save_for_backward(features, edge_harmonics, weights, centre, neighbour)
         num_nodes, num_edges = features.shape[0], edge_harmonics.shape[0]
@@ -65,8 +62,6 @@ class _RecomputedMessages(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        from universal_mfp.model.channelwise import channels_last
-
         if torch.is_grad_enabled():  # create_graph=True: these gradients would be differentiated again
             raise RuntimeError(
                 "the memory-lean message pass (recompute=True) is not twice differentiable; "
@@ -117,7 +112,7 @@ class _RecomputedMessages(torch.autograd.Function):
 
 
 def recomputed_messages(
-    tp: ChannelwiseTensorProduct,
+    tp: MessageLayout,
     features: torch.Tensor,
     edge_harmonics: torch.Tensor,
     weights: torch.Tensor,

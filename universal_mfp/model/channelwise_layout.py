@@ -1,0 +1,52 @@
+"""The layout shared by the two message passes of ``ChannelwiseTensorProduct`` (plain and memory-lean).
+
+A ``Block`` is the set of paths leaving one input irrep; ``channels_last`` views its input as
+``[N, 2 l1 + 1, u]``; ``MessageLayout`` is what the memory-lean pass needs from the tensor product.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+
+
+@dataclass(frozen=True)
+class Block:
+    """The paths leaving one input irrep: where they read and write."""
+
+    in_start: int  # first column of the input irrep in the node features
+    mul: int  # its multiplicity u
+    dim_in: int  # 2 l1 + 1
+    num_paths: int  # P
+    weight_start: int  # first weight column of its paths (they are contiguous, P * u columns)
+    width: int  # K: summed output dimensions of its paths
+    outputs: tuple[tuple[int, int, int], ...]  # per path: (output irrep index, first k, 2 l3 + 1)
+
+
+class MessageLayout(Protocol):
+    """The parts of ``ChannelwiseTensorProduct`` that the memory-lean pass reads."""
+
+    @property
+    def blocks(self) -> tuple[Block, ...]:
+        """The blocks, in input order."""
+        ...
+
+    def coupling(self, index: int, dtype: torch.dtype) -> torch.Tensor:
+        """Block ``index``'s constant coupling matrix (Clebsch-Gordan times normalisation) in ``dtype``."""
+        ...
+
+    def arrange(self, summed: list[torch.Tensor]) -> torch.Tensor:
+        """Per-block node sums [N, K, u] into e3nn's output layout [N, irreps_out.dim]."""
+        ...
+
+    def block_gradient(self, grad: torch.Tensor, block: Block) -> torch.Tensor:
+        """The output gradient [N, irreps_out.dim] as block ``block``'s [N, K, u] (inverse of ``arrange``)."""
+        ...
+
+
+def channels_last(features: torch.Tensor, block: Block) -> torch.Tensor:
+    """The input irrep of ``block`` as [N, 2 l1 + 1, u] (a view of the node features)."""
+    u, d1 = block.mul, block.dim_in
+    return features[:, block.in_start : block.in_start + u * d1].reshape(features.shape[0], u, d1).transpose(1, 2)
