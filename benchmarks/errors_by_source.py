@@ -13,7 +13,7 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
-from universal_mfp.hub import load_model
+from universal_mfp.models import load_model
 from universal_mfp.training.config import load_run_config
 from universal_mfp.training.dataset import GraphDataset
 from universal_mfp.training.evaluation import evaluate_errors

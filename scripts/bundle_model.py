@@ -63,8 +63,11 @@ def main() -> None:
     parser.add_argument("--name", required=True)
     parser.add_argument("--alias", action="append", default=[])
     parser.add_argument("--config", type=Path, required=True, help="the run's YAML config (to describe its data)")
-    parser.add_argument("--description", default="Universal multi-fidelity (PBE + r2SCAN) potential trained on all "
-                        "the real frames in ../shared/data/frames.")
+    parser.add_argument(
+        "--description",
+        default="Universal multi-fidelity (PBE + r2SCAN) potential trained on all "
+        "the real frames in ../shared/data/frames.",
+    )
     parser.add_argument("--license", default="cc-by-4.0")
     parser.add_argument("--default-fidelity", default=None)
     parser.add_argument("--reproduce", default=None, help="the command that retrains it (default: umfp train CONFIG)")
@@ -99,8 +102,9 @@ def main() -> None:
     if extras.get("notes"):
         training["card_notes"] = str(extras["notes"])
     metadata["training"] = training
-    card = render_card(metadata, name=args.name, load_name=args.alias[0] if args.alias else args.name,
-                       license_id=args.license)
+    card = render_card(
+        metadata, name=args.name, load_name=args.alias[0] if args.alias else args.name, license_id=args.license
+    )
     validate_card(card)
 
     target = pretrained_root() / args.name

@@ -15,7 +15,7 @@ from pathlib import Path
 from ase import Atoms
 from ase.build import bulk, molecule
 
-from universal_mfp.hub import load_model
+from universal_mfp.models import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,8 +27,12 @@ def snapshot_structures() -> dict[str, Atoms]:
     cu = bulk("Cu", "fcc", a=3.61)
     mgo = bulk("MgO", "rocksalt", a=4.21)
     mgo.rattle(0.03, seed=2)
-    lifeo2 = Atoms("LiFeO2", scaled_positions=[[0, 0, 0], [0.5, 0.5, 0.5], [0.25, 0.25, 0.25], [0.75, 0.75, 0.75]],
-                   cell=[[0, 2.9, 2.9], [2.9, 0, 2.9], [2.9, 2.9, 0]], pbc=True)
+    lifeo2 = Atoms(
+        "LiFeO2",
+        scaled_positions=[[0, 0, 0], [0.5, 0.5, 0.5], [0.25, 0.25, 0.25], [0.75, 0.75, 0.75]],
+        cell=[[0, 2.9, 2.9], [2.9, 0, 2.9], [2.9, 2.9, 0]],
+        pbc=True,
+    )
     water = molecule("H2O")
     return {"Si16-rattled": si, "Cu-fcc": cu, "MgO-rattled": mgo, "LiFeO2": lifeo2, "H2O": water}
 

@@ -15,7 +15,7 @@ from ase.io import read, write
 from tests.hub.conftest import checkpoint_dir, fake_hub, hf_env  # noqa: F401 - shared fixtures
 from tests.hub.helpers import file_hashes, registry_entry, structures, write_registry
 from universal_mfp.cli import main
-from universal_mfp.hub import load_model
+from universal_mfp.models import load_model
 from universal_mfp.units import full_3x3_to_voigt_6
 
 

@@ -23,8 +23,8 @@ from universal_mfp.finetuning import (
     trainable_parameters,
 )
 from universal_mfp.hub.checkpoint import load_checkpoint, save_checkpoint
-from universal_mfp.hub.loading import load_model
 from universal_mfp.model import ModelConfig
+from universal_mfp.models import load_model
 from universal_mfp.training.baselines import train_model
 from universal_mfp.training.dataset import GraphDataset
 from universal_mfp.training.trainer import TrainerSettings

@@ -102,7 +102,7 @@ def _write_extxyz(path: Path, rows: list[tuple[str, int, object]], predictions: 
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from universal_mfp.hub.loading import load_model
+    from universal_mfp.models import load_model
 
     loaded = load_model(args.model, device=args.device, dtype=args.dtype, registry=args.registry)
     rows = _read_structures(args.structures)

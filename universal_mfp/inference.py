@@ -99,7 +99,7 @@ def predict_structures(
     fidelity_name = resolve_fidelity(model, fidelity)
     index = model.fidelities.index(fidelity_name)
     frames = [as_frame(s) for s in structures]
-    device = model.energy_scale.device
+    device = model.device
     results: list[Prediction | None] = [None] * len(frames)
     chunks = list(_chunks(frames, max_atoms_per_batch, max_structures_per_batch))
     iterator: Iterable[list[int]] = chunks

@@ -97,7 +97,9 @@ def test_shard_keeps_other_info_and_reads_schema_version_1(tmp_path):
     pq.write_table(broken, tmp_path / "broken.parquet")
     with pytest.raises(ValueError, match="row 0 has malformed extra_info"):
         read_shard(tmp_path / "broken.parquet")
-    pq.write_table(table.replace_schema_metadata({b"universal_mfp.shard_schema_version": b"9"}), tmp_path / "v9.parquet")
+    pq.write_table(
+        table.replace_schema_metadata({b"universal_mfp.shard_schema_version": b"9"}), tmp_path / "v9.parquet"
+    )
     with pytest.raises(ValueError, match="shard schema version 9 is not supported"):
         read_shard(tmp_path / "v9.parquet")
 

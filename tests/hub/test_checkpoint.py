@@ -12,8 +12,9 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from tests.hub.helpers import METRICS, TRAINING, structures, tiny_model
-from universal_mfp.hub import load_checkpoint, load_model, save_checkpoint
+from universal_mfp.hub import load_checkpoint, save_checkpoint
 from universal_mfp.inference import predict_structures
+from universal_mfp.models import load_model
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

@@ -13,9 +13,10 @@ import torch
 from huggingface_hub import constants, file_download
 
 from tests.hub.helpers import file_hashes, registry_entry, structures, tiny_model, write_registry
-from universal_mfp.hub import ChecksumMismatchError, ModelDownloadError, load_model
+from universal_mfp.hub import ChecksumMismatchError, ModelDownloadError
 from universal_mfp.hub.checkpoint import CHECKPOINT_FILES
 from universal_mfp.inference import predict_structures
+from universal_mfp.models import load_model
 
 REPO = "umfp-tests/tiny-mf"
 

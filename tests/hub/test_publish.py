@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from tests.hub.helpers import METRICS, file_hashes, tiny_model, write_registry
-from universal_mfp.hub import load_checkpoint, load_model, publish, render_card, save_checkpoint, validate_card
+from universal_mfp.hub import load_checkpoint, publish, render_card, save_checkpoint, validate_card
 from universal_mfp.hub.card import default_template_path
+from universal_mfp.models import load_model
 
 FAKE = "hf_not_a_real_credential"  # the fake Hub accepts anything
 CARDS = Path(__file__).resolve().parents[2] / "model_cards"

@@ -11,8 +11,9 @@ import pytest
 
 from tests.hub.helpers import file_hashes, registry_entry, structures, write_registry
 from universal_mfp.calculator import MFCalculator
-from universal_mfp.hub import ChecksumMismatchError, available_models, load_model, load_registry
-from universal_mfp.hub import loading as loading_module
+from universal_mfp.hub import ChecksumMismatchError, available_models, load_registry
+from universal_mfp.hub import locate as loading_module
+from universal_mfp.models import load_model
 
 SHA = "0" * 64
 FILES = {"config.json": SHA, "model.safetensors": SHA}

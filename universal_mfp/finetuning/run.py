@@ -66,7 +66,7 @@ def _load_base(base: str | Path | MultiFidelityPotential) -> tuple[MultiFidelity
         model.load_state_dict(base.state_dict())
         return model, {"name": "in-memory model", "fidelities": list(base.fidelities)}
     from universal_mfp.hub.checkpoint import load_checkpoint
-    from universal_mfp.hub.loading import load_model
+    from universal_mfp.models import load_model
 
     loaded = load_model(base)
     checkpoint = load_checkpoint(loaded.path)  # saved dtype, trainable

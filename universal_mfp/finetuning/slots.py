@@ -37,7 +37,7 @@ def predict_energies(
     """Total energies (eV) the model predicts for ``frames`` at ``fidelity``."""
     relabelled = [f.replace(fidelity=fidelity) for f in frames]
     dataset = GraphDataset(relabelled, model.config.cutoff, model.fidelities)
-    device = model.energy_scale.device
+    device = model.device
     was_training = model.training
     model.eval()
     out = []
@@ -118,7 +118,7 @@ def add_fidelity(
         if shift.shape != (num_species,):
             raise ValueError(f"reference_shift must have shape ({num_species},), got {tuple(shift.shape)}")
     grown = MultiFidelityPotential(model.config.replace(fidelities=(*model.fidelities, name)))
-    grown.to(device=model.energy_scale.device, dtype=model.dtype)
+    grown.to(device=model.device, dtype=model.dtype)
     state = {}
     for key, value in model.state_dict().items():
         target = grown.state_dict()[key]

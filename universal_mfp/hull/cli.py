@@ -20,7 +20,7 @@ logger = logging.getLogger(__name__)
 
 def resolve_model(name: str, *, device: str = "cpu", dtype: str = "float32") -> MultiFidelityPotential:
     """Return the potential for a registered model name, a checkpoint folder or a Hub id (``load_model``)."""
-    from universal_mfp.hub import load_model
+    from universal_mfp.models import load_model
 
     return load_model(name, device=device, dtype=dtype).model
 

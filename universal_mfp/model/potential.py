@@ -95,6 +95,11 @@ class MultiFidelityPotential(nn.Module):
         return self.energy_scale.dtype
 
     @property
+    def device(self) -> torch.device:
+        """Device of the parameters and buffers."""
+        return self.energy_scale.device
+
+    @property
     def fidelities(self) -> tuple[str, ...]:
         """Fidelity names in one-hot order."""
         return self.config.fidelities
@@ -112,8 +117,8 @@ class MultiFidelityPotential(nn.Module):
 
     def set_energy_normalization(self, references: torch.Tensor, scale: torch.Tensor) -> None:
         """Set per-fidelity element references [F, S] (eV) and energy scales [F] (eV)."""
-        references = torch.as_tensor(references, dtype=self.dtype, device=self.energy_scale.device)
-        scale = torch.as_tensor(scale, dtype=self.dtype, device=self.energy_scale.device)
+        references = torch.as_tensor(references, dtype=self.dtype, device=self.device)
+        scale = torch.as_tensor(scale, dtype=self.dtype, device=self.device)
         if references.shape != self.element_references.shape or scale.shape != self.energy_scale.shape:
             raise ValueError(
                 f"expected references {tuple(self.element_references.shape)} and scale "

@@ -61,7 +61,7 @@ def evaluate_errors(
     sums = torch.zeros(num_fidelities, len(_QUANTITIES), 3, dtype=torch.float64)
     structures = torch.zeros(num_fidelities, len(_QUANTITIES), dtype=torch.float64)
     loss_parts = torch.zeros(2, len(TERMS), dtype=torch.float64)  # sums, counts
-    device = model.energy_scale.device
+    device = model.device
     was_training = model.training
     model.eval()
     try:

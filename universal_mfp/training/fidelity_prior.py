@@ -92,7 +92,7 @@ class FidelityPrior:
         self.target = model.fidelities.index(shift.target)
         self.weight = float(weight)
         symbols = model.config.element_symbols
-        device = model.energy_scale.device
+        device = model.device
         self.element_shift = torch.tensor([shift.element_shift.get(s, 0.0) for s in symbols], dtype=torch.float64)
         self.covered = torch.tensor([s in shift.element_shift for s in symbols])
         self.hubbard_shift = torch.tensor([shift.hubbard_shift.get(s, 0.0) for s in symbols], dtype=torch.float64)

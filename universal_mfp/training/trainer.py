@@ -200,7 +200,7 @@ class Trainer:
 
     # --- one optimisation step -------------------------------------------------------------------
     def _step(self, global_batch: Any, step: int) -> dict[str, float]:
-        device = self.model.energy_scale.device
+        device = self.model.device
         local = rank_slice(global_batch, self.context.rank, self.context.world_size)
         self.optimizer.zero_grad(set_to_none=True)
         if len(local) > 0:
@@ -326,7 +326,7 @@ class Trainer:
         state = latest_state(self.output_dir / "states") if resume else None
         if state is not None:
             global_step, shadow, counters = load_training_state(state, model=self.model, optimizer=self.optimizer)
-            self.ema.shadow = {k: v.to(self.model.energy_scale.device) for k, v in shadow.items()}
+            self.ema.shadow = {k: v.to(self.model.device) for k, v in shadow.items()}
             self.ema.num_updates = int(counters.pop("ema_updates"))
             history = self._truncate_log(global_step)
             logger.info("resumed from %s (epoch %d, step %d)", state, counters["epoch"], global_step)

@@ -1,4 +1,8 @@
-"""``load_model``: find a checkpoint by folder, registered name or Hub id, and wrap it for prediction."""
+"""Models by name: ``load_model`` and the ``LoadedModel`` it returns (calculator and batch prediction).
+
+It takes a checkpoint folder, a registered name or alias, or a Hub id; ``hub.locate_checkpoint`` finds the
+files and ``available_models`` lists the registered names.
+"""
 
 from __future__ import annotations
 
@@ -11,15 +15,15 @@ from typing import Any
 import torch
 
 from universal_mfp.calculator import MFCalculator
-from universal_mfp.files import sha256_file
-from universal_mfp.hub.checkpoint import CHECKPOINT_FILES, load_checkpoint
-from universal_mfp.hub.download import ChecksumMismatchError, fetch_files
-from universal_mfp.hub.registry import RegistryEntry, is_hub_repo_id, load_registry, pretrained_root
+from universal_mfp.hub.checkpoint import load_checkpoint
+from universal_mfp.hub.locate import available_models, locate_checkpoint
 from universal_mfp.inference import Prediction, inference_copy, predict_structures, resolve_fidelity
 from universal_mfp.model.config import ModelConfig
 from universal_mfp.model.potential import MultiFidelityPotential
 
 logger = logging.getLogger(__name__)
+
+__all__ = ["LoadedModel", "available_models", "load_model"]
 
 
 @dataclass(frozen=True)
@@ -53,7 +57,7 @@ class LoadedModel:
     @property
     def device(self) -> torch.device:
         """Device of the model's parameters."""
-        return self.model.energy_scale.device
+        return self.model.device
 
     def resolve_fidelity(self, fidelity: str | None = None) -> str:
         """Return ``fidelity``, else the default fidelity; a multi-fidelity model with neither raises ``ValueError``."""
@@ -79,46 +83,6 @@ class LoadedModel:
     def predict(self, structures: Iterable[Any], *, fidelity: str | None = None, **kwargs: Any) -> list[Prediction]:
         """Batch prediction (``universal_mfp.inference.predict_structures``) at one fidelity."""
         return predict_structures(self.model, structures, fidelity=self.resolve_fidelity(fidelity), **kwargs)
-
-
-def available_models(registry: str | Path | None = None) -> list[str]:
-    """Names of the registered models (aliases are listed by ``umfp models``)."""
-    return sorted(load_registry(registry).entries)
-
-
-def _verify_folder(folder: Path, sha256: dict[str, str], name: str) -> None:
-    for filename, expected in sha256.items():
-        path = folder / filename
-        if not path.is_file():
-            raise FileNotFoundError(f"bundled checkpoint {name!r}: {path} is missing")
-        actual = sha256_file(path)
-        if actual != expected:
-            raise ChecksumMismatchError(f"bundled checkpoint {name!r}: {path} has sha256 {actual}, expected {expected}")
-
-
-def _locate_registered(
-    entry: RegistryEntry, revision: str | None, cache_dir: str | Path | None
-) -> tuple[Path, dict[str, Any]]:
-    if revision is not None and revision != entry.revision:
-        raise ValueError(
-            f"registered model {entry.name!r} is pinned to revision {entry.revision}; to load another revision, "
-            f"load the Hub id {entry.repo_id!r} with revision=..."
-        )
-    if entry.bundled_path is not None:
-        folder = pretrained_root() / entry.bundled_path
-        if folder.is_dir():
-            _verify_folder(folder, entry.files, entry.name)
-            return folder, {"kind": "bundled", "name": entry.name, "path": str(folder)}
-        if entry.repo_id is None:
-            raise FileNotFoundError(
-                f"model {entry.name!r} is registered as bundled at {folder}, but those files are not installed "
-                "and the entry has no Hub repo_id to download from"
-            )
-        logger.info("bundled files of %s are absent; downloading from %s", entry.name, entry.repo_id)
-    if entry.repo_id is None or entry.revision is None:  # guaranteed by registry validation
-        raise ValueError(f"registry entry {entry.name!r} has no location")
-    folder = fetch_files(entry.repo_id, entry.revision, list(entry.files), sha256=entry.files, cache_dir=cache_dir)
-    return folder, {"kind": "hub", "name": entry.name, "repo_id": entry.repo_id, "revision": entry.revision}
 
 
 def load_model(
@@ -149,26 +113,9 @@ def load_model(
         ModelDownloadError: if the files can be neither downloaded nor found in the cache.
         FileNotFoundError: if a registered bundled checkpoint is not installed and cannot be downloaded.
     """
-    text = str(name_or_path)
-    local = Path(text).expanduser()
-    entry: RegistryEntry | None = None
-    if local.exists():
-        if revision is not None:
-            raise ValueError(f"revision={revision!r} only applies to Hub models, not the local folder {local}")
-        folder, source = local, {"kind": "local", "path": str(local.resolve())}
-    else:
-        table = load_registry(registry)
-        entry = table.get(text)
-        if entry is not None:
-            folder, source = _locate_registered(entry, revision, cache_dir)
-        elif is_hub_repo_id(text):
-            rev = revision or "main"
-            folder = fetch_files(text, rev, CHECKPOINT_FILES, cache_dir=cache_dir)
-            source = {"kind": "hub", "repo_id": text, "revision": rev, "commit": folder.name}
-            logger.info("loaded %s@%s without pinned sha256 (not a registered model)", text, rev)
-        else:
-            raise table.unknown_name_error(text)
-    checkpoint = load_checkpoint(folder)
+    located = locate_checkpoint(name_or_path, revision=revision, cache_dir=cache_dir, registry=registry)
+    entry = located.entry
+    checkpoint = load_checkpoint(located.folder)
     if entry is not None and tuple(entry.fidelities) != checkpoint.config.fidelities:
         raise ValueError(
             f"registry entry {entry.name!r} lists fidelities {list(entry.fidelities)} but the checkpoint has "
@@ -178,5 +125,7 @@ def load_model(
     if default is not None:
         default = resolve_fidelity(checkpoint.model, default)
     model = inference_copy(checkpoint.model, dtype=dtype, device=device)
-    metadata = {**checkpoint.metadata, "source": source}
-    return LoadedModel(model=model, metadata=metadata, path=folder, default_fidelity=default, name=text)
+    metadata = {**checkpoint.metadata, "source": located.source}
+    return LoadedModel(
+        model=model, metadata=metadata, path=located.folder, default_fidelity=default, name=str(name_or_path)
+    )
