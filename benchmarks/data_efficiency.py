@@ -43,13 +43,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from universal_mfp.data.dataset import GraphDataset
+from universal_mfp.data.pairs import geometry_key
 from universal_mfp.data.readers import read_extxyz
 from universal_mfp.model import ModelConfig, build_model, count_parameters
 from universal_mfp.training.baselines import delta_learning, single_fidelity_config, train_model, transfer_learning
-from universal_mfp.training.dataset import GraphDataset
 from universal_mfp.training.evaluation import evaluate_errors
 from universal_mfp.training.loss import LossWeights
-from universal_mfp.training.pairs import geometry_key
 from universal_mfp.training.trainer import TrainerSettings
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -40,10 +40,10 @@ def dft_e_above_hull(frames: list[Frame]) -> dict[str, float]:
 
 def held_out_ids(frames: list[Frame], config_path: Path) -> list[str]:
     """Ids of the frames whose geometry is in the val or test split of a training run's config."""
+    from universal_mfp.data.pairs import geometry_key
+    from universal_mfp.data.splits import split_by_group
     from universal_mfp.training.config import load_run_config
-    from universal_mfp.training.pairs import geometry_key
     from universal_mfp.training.run import read_sources
-    from universal_mfp.training.splits import split_by_group
 
     config = load_run_config(config_path)
     sources = read_sources(config)

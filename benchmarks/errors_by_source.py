@@ -13,12 +13,12 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
+from universal_mfp.data.dataset import GraphDataset
+from universal_mfp.data.splits import split_by_group
 from universal_mfp.models import load_model
 from universal_mfp.training.config import load_run_config
-from universal_mfp.training.dataset import GraphDataset
 from universal_mfp.training.evaluation import evaluate_errors
 from universal_mfp.training.run import read_sources
-from universal_mfp.training.splits import split_by_group
 
 
 def main() -> None:

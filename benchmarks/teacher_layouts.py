@@ -37,15 +37,15 @@ import numpy as np
 import torch
 
 from data_pipelines.importer import read_extxyz_files
+from universal_mfp.data.dataset import GraphDataset
 from universal_mfp.data.readers import read_frames
+from universal_mfp.data.splits import split_of
 from universal_mfp.hub.checkpoint import save_checkpoint
 from universal_mfp.model import ModelConfig, count_parameters
 from universal_mfp.training.baselines import train_model
-from universal_mfp.training.dataset import GraphDataset
 from universal_mfp.training.evaluation import evaluate_errors
 from universal_mfp.training.fidelity_prior import FidelityPriorSpec
 from universal_mfp.training.loss import LossWeights
-from universal_mfp.training.splits import split_of
 from universal_mfp.training.trainer import TrainerSettings
 
 ROOT = Path(__file__).resolve().parents[1]

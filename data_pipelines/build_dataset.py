@@ -1,7 +1,7 @@
 """Write training shards: parquet files with ``universal_mfp.data.shards.SHARD_SCHEMA``.
 
 ``write_dataset`` takes frames from any source (MP records, extxyz files), assigns each its split
-by the project's one rule (``universal_mfp.training.splits``: material id, else MatPES id, else task
+by the project's one rule (``universal_mfp.data.splits``: material id, else MatPES id, else task
 id, else geometry), writes shards named
 ``<split>-<fidelity>-<index>.parquet`` (all in one folder, so ``read_frames(folder)`` reads them),
 per-fidelity statistics and a ``manifest.json`` with each shard's row count and sha256.
@@ -28,8 +28,8 @@ from data_pipelines.splits import DEFAULT_FRACTIONS, SPLITS, assign_split, valid
 from data_pipelines.stats import fidelity_statistics
 from universal_mfp.data.frame import Frame
 from universal_mfp.data.shards import SHARD_SCHEMA_VERSION, write_shard
+from universal_mfp.data.splits import group_key
 from universal_mfp.files import atomic_write_json, sha256_file, staging_folder
-from universal_mfp.training.splits import group_key
 
 logger = logging.getLogger(__name__)
 

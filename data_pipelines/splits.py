@@ -1,4 +1,4 @@
-"""The dataset builder's split: the project's one split rule (``universal_mfp.training.splits``).
+"""The dataset builder's split: the project's one split rule (``universal_mfp.data.splits``).
 
 Every frame is assigned by its group (material id, else MatPES id, else task id, else geometry) and the
 seed, so every frame of a material, and the same geometry at every fidelity, lands in the same split,
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from universal_mfp.training.splits import SPLITS, split_of_group
+from universal_mfp.data.splits import SPLITS, split_of_group
 
 __all__ = ["DEFAULT_FRACTIONS", "SPLITS", "assign_split", "validate_fractions"]
 
@@ -26,6 +26,6 @@ def validate_fractions(fractions: Sequence[float]) -> tuple[float, float, float]
 
 
 def assign_split(group: str, fractions: Sequence[float] = DEFAULT_FRACTIONS, seed: int = 0) -> str:
-    """The split (``train``/``val``/``test``) of a group key (``universal_mfp.training.splits.group_key``)."""
+    """The split (``train``/``val``/``test``) of a group key (``universal_mfp.data.splits.group_key``)."""
     _, val, test = validate_fractions(fractions)
     return split_of_group(group, val_fraction=val, test_fraction=test, seed=seed)

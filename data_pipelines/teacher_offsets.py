@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from universal_mfp.data.readers import read_extxyz
+from universal_mfp.data.splits import split_of
 from universal_mfp.fidelity import validate_fidelity_name
-from universal_mfp.training.splits import split_of
 
 logger = logging.getLogger(__name__)
 

@@ -23,13 +23,13 @@ from pathlib import Path
 import yaml
 from ase.data import chemical_symbols
 
+from universal_mfp.data.splits import split_by_group
 from universal_mfp.files import sha256_file
 from universal_mfp.hub.card import render_card, validate_card
 from universal_mfp.hub.checkpoint import CARD_FILE, CONFIG_FILE, WEIGHTS_FILE, load_checkpoint
 from universal_mfp.hub.registry import default_registry_path, load_registry, pretrained_root
 from universal_mfp.training.config import load_run_config
 from universal_mfp.training.run import read_sources
-from universal_mfp.training.splits import split_by_group
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA_LICENSES = {

@@ -12,6 +12,7 @@ import torch
 from tests.model.helpers import rattled_crystal, small_model
 from universal_mfp.cli import main as umfp_main
 from universal_mfp.data import as_frame, keys
+from universal_mfp.data.dataset import GraphDataset
 from universal_mfp.data.readers import read_extxyz
 from universal_mfp.finetuning import (
     add_fidelity,
@@ -26,7 +27,6 @@ from universal_mfp.hub.checkpoint import load_checkpoint, save_checkpoint
 from universal_mfp.model import ModelConfig
 from universal_mfp.models import load_model
 from universal_mfp.training.baselines import train_model
-from universal_mfp.training.dataset import GraphDataset
 from universal_mfp.training.trainer import TrainerSettings
 
 PAIRS = ("H-H", "Li-Li", "O-O", "Si-Si")

@@ -13,8 +13,8 @@ from pymatgen.core import Structure
 from data_pipelines.importer import import_extxyz
 from data_pipelines.pair import PairingTolerances, pair_records
 from universal_mfp.data.readers import read_extxyz, read_frames
+from universal_mfp.data.splits import group_key, split_by_group, split_of
 from universal_mfp.files import sha256_file
-from universal_mfp.training.splits import group_key, split_by_group, split_of
 
 
 def _record(record_id, material_id, fidelity, structure, energy=-1.0):

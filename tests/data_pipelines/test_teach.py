@@ -23,7 +23,7 @@ from data_pipelines.teachers import (
 )
 from tests.data_pipelines.teacher_helpers import SMALL_SETTINGS, write_small_real_frames
 from universal_mfp.data.readers import read_frames
-from universal_mfp.training.splits import group_key
+from universal_mfp.data.splits import group_key
 
 pytestmark = pytest.mark.shared_data
 chgnet = pytest.importorskip("chgnet", reason="teacher tests need the optional chgnet package ([teachers] extra)")

@@ -11,7 +11,7 @@ from ase.io import read, write
 
 from tests.conftest import shared_data_dir
 from universal_mfp.data.readers import read_extxyz
-from universal_mfp.training.splits import split_of
+from universal_mfp.data.splits import split_of
 
 pytest.importorskip("chgnet", reason="teacher tests need the optional chgnet package ([teachers] extra)")
 

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 
 from universal_mfp.data import keys
+from universal_mfp.data.dataset import GraphDataset
+from universal_mfp.data.pairs import difference_frame, pair_by_geometry
 from universal_mfp.data.readers import read_extxyz
 from universal_mfp.model import ModelConfig
 from universal_mfp.training.baselines import delta_learning, single_fidelity_config, train_model, transfer_learning
-from universal_mfp.training.dataset import GraphDataset
-from universal_mfp.training.pairs import difference_frame, pair_by_geometry
 from universal_mfp.training.trainer import TrainerSettings
 
 SETTINGS = TrainerSettings(epochs=2, batch_size=8, learning_rate=0.01, warmup_steps=1, progress=False)

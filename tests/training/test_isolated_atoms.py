@@ -11,6 +11,7 @@ from ase import Atoms
 from ase.io import read
 
 from universal_mfp.data.frame import frame_from_atoms
+from universal_mfp.data.statistics import fit_element_references
 from universal_mfp.training.isolated_atoms import (
     IsolatedAtomSource,
     energies_from_dimers,
@@ -19,7 +20,6 @@ from universal_mfp.training.isolated_atoms import (
     isolated_atom_energies,
     lowest_bulk_energies,
 )
-from universal_mfp.training.statistics import fit_element_references
 
 
 def _frames(path, fidelity):

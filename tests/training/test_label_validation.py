@@ -11,9 +11,9 @@ import yaml
 from ase.build import bulk
 
 from tests.training.conftest import write_config
+from universal_mfp.data.dataset import GraphDataset
 from universal_mfp.data.frame import Frame, check_finite_labels, frame_from_atoms
 from universal_mfp.data.shards import write_shard
-from universal_mfp.training.dataset import GraphDataset
 
 
 def _frames(count: int) -> list[Frame]:

@@ -7,8 +7,8 @@ from ase import Atoms
 
 from tests.model.helpers import small_model
 from universal_mfp.data import as_frame, collate_graphs, frame_to_graph, keys
+from universal_mfp.data.statistics import average_num_neighbors, energy_scales, fit_element_references
 from universal_mfp.training.loss import LossWeights, combine, loss_sums
-from universal_mfp.training.statistics import average_num_neighbors, energy_scales, fit_element_references
 
 
 def _frame(symbols, d, fidelity, energy=None, forces=None):
@@ -118,7 +118,7 @@ def summary_records(run_dir):
 
 
 def test_split_keeps_materials_and_geometries_together():
-    from universal_mfp.training.splits import split_by_group
+    from universal_mfp.data.splits import split_by_group
 
     frames = []
     for k in range(40):

@@ -46,8 +46,8 @@ def test_bad_repeat_is_refused_with_the_source_named(tmp_path, bad):
 
 
 def test_repeated_dataset_shares_graphs_and_checks_counts(small_real_set):
+    from universal_mfp.data.dataset import GraphDataset
     from universal_mfp.data.readers import read_frames
-    from universal_mfp.training.dataset import GraphDataset
 
     frames = read_frames(small_real_set / "crystals_PBE.extxyz")
     dataset = GraphDataset(frames, cutoff=4.0, fidelities=("pbe",))

@@ -11,13 +11,13 @@ from typing import Any
 
 import numpy as np
 
+from universal_mfp.data.dataset import GraphDataset
 from universal_mfp.data.frame import Frame
 from universal_mfp.fidelity import validate_fidelity_name
 from universal_mfp.files import is_nonempty_dir
 from universal_mfp.finetuning.freezing import TRAIN_MODES, describe_trainable, trainable_parameters
 from universal_mfp.finetuning.slots import add_fidelity, closest_fidelity, fit_reference_shift
 from universal_mfp.model.potential import MultiFidelityPotential
-from universal_mfp.training.dataset import GraphDataset
 from universal_mfp.training.evaluation import error_metrics, evaluate_errors
 from universal_mfp.training.run import label_counts
 from universal_mfp.training.trainer import Trainer, TrainerSettings

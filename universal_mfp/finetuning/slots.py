@@ -22,11 +22,11 @@ import torch
 
 from universal_mfp.data import keys
 from universal_mfp.data.batching import batch_to
+from universal_mfp.data.dataset import GraphDataset
 from universal_mfp.data.frame import Frame
+from universal_mfp.data.statistics import composition_matrix
 from universal_mfp.fidelity import fidelity_index, validate_fidelity_name
 from universal_mfp.model.potential import MultiFidelityPotential
-from universal_mfp.training.dataset import GraphDataset
-from universal_mfp.training.statistics import composition_matrix
 
 logger = logging.getLogger(__name__)
 

@@ -18,14 +18,14 @@ import torch
 from torch import nn
 
 from universal_mfp.data import keys
+from universal_mfp.data.dataset import GraphDataset
 from universal_mfp.data.frame import Frame
+from universal_mfp.data.pairs import difference_frame, pair_by_geometry
+from universal_mfp.data.statistics import energy_scales, fit_element_references
 from universal_mfp.model.config import ModelConfig
 from universal_mfp.model.potential import MultiFidelityPotential
-from universal_mfp.training.dataset import GraphDataset
 from universal_mfp.training.fidelity_prior import FidelityPriors, FidelityPriorSpec, build_fidelity_prior
-from universal_mfp.training.pairs import difference_frame, pair_by_geometry
 from universal_mfp.training.run import normalised_model
-from universal_mfp.training.statistics import energy_scales, fit_element_references
 from universal_mfp.training.trainer import Trainer, TrainerSettings
 
 

@@ -10,8 +10,8 @@ import torch
 
 from universal_mfp.data import keys
 from universal_mfp.data.batching import batch_to
+from universal_mfp.data.dataset import GraphDataset
 from universal_mfp.model.potential import MultiFidelityPotential
-from universal_mfp.training.dataset import GraphDataset
 from universal_mfp.training.distributed import DistributedContext, all_reduce_sum
 from universal_mfp.training.loss import TERMS, combine, loss_sums
 from universal_mfp.units import EV_PER_A3_TO_GPA, MEV_PER_EV

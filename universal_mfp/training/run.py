@@ -14,19 +14,19 @@ import numpy as np
 import torch
 from ase.data import chemical_symbols
 
+from universal_mfp.data.dataset import GraphDataset
 from universal_mfp.data.frame import Frame, check_finite_labels
 from universal_mfp.data.readers import read_frames
+from universal_mfp.data.splits import split_by_group
+from universal_mfp.data.statistics import average_num_neighbors, energy_scales, fit_element_references
 from universal_mfp.fidelity import CANONICAL_FIDELITIES
 from universal_mfp.model.config import ModelConfig
 from universal_mfp.model.potential import MultiFidelityPotential, build_model
 from universal_mfp.training.config import RunConfig
-from universal_mfp.training.dataset import GraphDataset
 from universal_mfp.training.distributed import DistributedContext, init_distributed
 from universal_mfp.training.evaluation import error_metrics, evaluate_errors
 from universal_mfp.training.fidelity_prior import FidelityPriors, build_fidelity_prior
 from universal_mfp.training.isolated_atoms import isolated_atom_energies
-from universal_mfp.training.splits import split_by_group
-from universal_mfp.training.statistics import average_num_neighbors, energy_scales, fit_element_references
 from universal_mfp.training.trainer import BEST_DIR, Trainer, TrainerSettings
 
 logger = logging.getLogger(__name__)

@@ -21,8 +21,8 @@ import torch
 
 from universal_mfp.data import keys
 from universal_mfp.data.batching import batch_to
+from universal_mfp.data.dataset import GraphDataset, epoch_batches, rank_slice
 from universal_mfp.model.potential import MultiFidelityPotential
-from universal_mfp.training.dataset import GraphDataset, epoch_batches, rank_slice
 from universal_mfp.training.distributed import (
     DistributedContext,
     all_reduce_gradients,

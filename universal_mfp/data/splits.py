@@ -18,7 +18,7 @@ import logging
 from collections.abc import Sequence
 
 from universal_mfp.data.frame import Frame
-from universal_mfp.training.pairs import geometry_key
+from universal_mfp.data.pairs import geometry_key
 
 logger = logging.getLogger(__name__)
 
