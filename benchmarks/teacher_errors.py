@@ -258,7 +258,7 @@ def mp_rule_run_type(formula: str) -> str:
     """The run type MP's U rule gives a composition (``GGA+U`` or ``GGA``); the conversion assumes it."""
     from pymatgen.core import Composition
 
-    from universal_mfp.hull.mp2020 import mp2020_compatibility, mp_run_parameters
+    from universal_mfp.mp_conventions import mp2020_compatibility, mp_run_parameters
 
     if not _U_SETTINGS:
         _U_SETTINGS.update(mp2020_compatibility().u_settings)

@@ -27,33 +27,16 @@ import numpy as np
 
 from universal_mfp.data.frame import Frame
 from universal_mfp.fidelity import fidelity_from_functional
+from universal_mfp.mp_conventions import normalise_run_type
 
 logger = logging.getLogger(__name__)
 
 THERMO_ROUTE = "materials/thermo"
 TASKS_ROUTE = "materials/tasks"
 
-# MP spells run types in several ways ("R2SCAN" in thermo ids, "r2SCAN" in RunType).
-_RUN_TYPES = {
-    "GGA": "GGA",
-    "GGA+U": "GGA+U",
-    "PBE": "PBE",
-    "PBE+U": "PBE+U",
-    "R2SCAN": "r2SCAN",
-    "R2SCAN+U": "r2SCAN+U",
-}
-
 
 class MalformedDocumentError(ValueError):
     """A document lacks what a record needs (structure, energy, run type)."""
-
-
-def normalise_run_type(label: Any) -> str | None:
-    """Canonical run-type label (``GGA``, ``GGA+U``, ``r2SCAN``...), or ``None`` if not a fidelity we use."""
-    if label is None:
-        return None
-    text = str(getattr(label, "value", label)).strip()
-    return _RUN_TYPES.get(text.upper())
 
 
 def _structure_arrays(structure: Any, where: str) -> dict[str, Any]:

@@ -140,7 +140,7 @@ def mp2020_correction(atoms: Atoms) -> float:
     from pymatgen.entries.computed_entries import ComputedStructureEntry
     from pymatgen.io.ase import AseAtomsAdaptor
 
-    from universal_mfp.hull.mp2020 import mp2020_compatibility, mp_run_parameters
+    from universal_mfp.mp_conventions import mp2020_compatibility, mp_run_parameters
 
     structure = AseAtomsAdaptor.get_structure(atoms)
     compat = _compatibility(mp2020_compatibility)

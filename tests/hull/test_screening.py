@@ -17,7 +17,7 @@ from universal_mfp.hull import (
     relax_structures,
     screen_structures,
 )
-from universal_mfp.hull.mp2020 import mp2020_corrected_energies
+from universal_mfp.mp_conventions import mp2020_corrected_energies
 
 from .structures import candidates, li2o
 

@@ -17,6 +17,7 @@ import ase.io
 from universal_mfp.data.frame import Frame, as_frame, frame_from_atoms
 from universal_mfp.fidelity import PBE, R2SCAN
 from universal_mfp.hull.structures_io import ID_KEY, unique_ids
+from universal_mfp.mp_conventions import mp_run_types
 
 logger = logging.getLogger(__name__)
 
@@ -24,8 +25,6 @@ BUNDLED_FILE = "elemental_references.extxyz"
 # which bundled ground state each fidelity prefers; the PBE ground state is the fallback for every fidelity
 PREFERRED_STRUCTURE_FUNCTIONAL = {R2SCAN: "r2SCAN", PBE: "PBE"}
 FALLBACK_STRUCTURE_FUNCTIONAL = "PBE"
-# Materials Project run types whose structures serve as references at each fidelity
-MP_RUN_TYPES: dict[str, tuple[str, ...]] = {R2SCAN: ("R2SCAN",), PBE: ("GGA", "GGA+U")}
 SOURCE_KEY = "reference_source"  # Frame.info key naming where a reference came from
 
 
@@ -130,9 +129,9 @@ def materials_project_references(
             ``fidelity``.
     """
     if run_types is None:
-        if fidelity not in MP_RUN_TYPES:
+        run_types = mp_run_types(fidelity)
+        if not run_types:
             raise ValueError(f"no default Materials Project run types for fidelity {fidelity!r}; pass run_types=")
-        run_types = MP_RUN_TYPES[fidelity]
     accepted = {r.upper() for r in run_types}
     frames, skipped = [], 0
     for k, entry in enumerate(entries):

@@ -138,7 +138,7 @@ def _row(point: HullPoint, evaluated: EvaluatedStructure, fidelity: str, correct
 def _mp2020_hulls(
     candidates: Sequence[EvaluatedStructure], references: Sequence[EvaluatedStructure], fidelity: str, compete: bool
 ) -> tuple[ConvexHulls, list[PhaseEnergy]]:
-    from universal_mfp.hull.mp2020 import mp2020_corrected_energies
+    from universal_mfp.mp_conventions import mp2020_corrected_energies
 
     everything = list(candidates) + list(references)
     energies = mp2020_corrected_energies(

@@ -60,8 +60,8 @@ class CompositionShift:
     fit: Mapping[str, float] = field(default_factory=dict)
 
     def uses_hubbard(self, composition: Composition) -> bool:
-        """Whether MP would run ``composition`` with GGA+U (the rule of ``hull.mp2020.mp_hubbards``)."""
-        from universal_mfp.hull.mp2020 import most_electronegative
+        """Whether MP would run ``composition`` with GGA+U (the rule of ``mp_conventions.mp_hubbards``)."""
+        from universal_mfp.mp_conventions import most_electronegative
 
         anion = most_electronegative(composition)
         metals = self.hubbard_settings.get(anion, ())
@@ -135,7 +135,7 @@ def read_mp_gga_r2scan_pairs(path: str | Path, *, exclude: Iterable[str] = ()) -
     """
     from pymatgen.entries.computed_entries import ComputedEntry
 
-    from universal_mfp.hull.mp2020 import mp2020_compatibility, mp_run_parameters
+    from universal_mfp.mp_conventions import mp2020_compatibility, mp_run_parameters
 
     path = Path(path)
     if not path.is_file():
@@ -204,7 +204,7 @@ def fit_composition_shift(
     """
     if len(pairs) < 2:
         raise ValueError("need at least two paired materials to fit a shift")
-    from universal_mfp.hull.mp2020 import mp2020_compatibility
+    from universal_mfp.mp_conventions import mp2020_compatibility
 
     compat = mp2020_compatibility()
     settings = {anion: tuple(sorted(m for m, u in metals.items() if u)) for anion, metals in compat.u_settings.items()}

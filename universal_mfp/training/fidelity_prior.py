@@ -26,8 +26,8 @@ import torch
 from ase.data import chemical_symbols
 
 from universal_mfp.data import keys
-from universal_mfp.hull.mp2020 import electronegativity
 from universal_mfp.model.potential import MultiFidelityPotential
+from universal_mfp.mp_conventions import electronegativity
 from universal_mfp.training.composition_shift import CompositionShift
 
 PRIOR_TERM = "fidelity_prior"

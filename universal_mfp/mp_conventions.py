@@ -1,6 +1,12 @@
-"""MP2020 energy corrections for GGA/GGA+U-fidelity energies, for comparison with Materials Project GGA hulls.
+"""The Materials Project's conventions, in one place: run types, the U rule, MP2020 corrections.
 
-Never applied to r2SCAN energies. The model's ``pbe`` fidelity is trained on MP's mixed GGA/GGA+U energies,
+- Run types: MP spells them in several ways (``R2SCAN`` in thermo ids, ``r2SCAN`` in ``RunType``);
+  ``normalise_run_type`` gives the canonical spelling, and each maps to a fidelity through the one label table
+  ``fidelity.FUNCTIONAL_TO_FIDELITY`` (``mp_run_types`` lists the MP run types of a fidelity).
+- The U rule: MP runs GGA+U with its U values when the most electronegative element is O or F and a U applies
+  to some element, GGA otherwise (``mp_hubbards``, ``mp_run_parameters``).
+- MP2020 corrections (for GGA/GGA+U energies only, for comparison with Materials Project GGA hulls; never
+  applied to r2SCAN energies). The model's ``pbe`` fidelity is trained on MP's mixed GGA/GGA+U energies,
 so a prediction is treated as the run MP would do for that composition: GGA+U with MP's U values when the
 most electronegative element is O or F and a U applies to some element, GGA otherwise.
 """
@@ -11,17 +17,42 @@ import logging
 import math
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pymatgen.core import Composition, Element, Structure
 from pymatgen.entries.computed_entries import ComputedStructureEntry
 
-from universal_mfp.data.frame import Frame
-from universal_mfp.fidelity import PBE
+from universal_mfp.fidelity import FUNCTIONAL_TO_FIDELITY, PBE
+
+if TYPE_CHECKING:
+    from universal_mfp.data.frame import Frame
 
 logger = logging.getLogger(__name__)
 
+# the canonical spelling of each MP run type the project uses, by its upper-case form
+MP_RUN_TYPES: dict[str, str] = {
+    "GGA": "GGA",
+    "GGA+U": "GGA+U",
+    "PBE": "PBE",
+    "PBE+U": "PBE+U",
+    "R2SCAN": "r2SCAN",
+    "R2SCAN+U": "r2SCAN+U",
+}
+
 MP2020_LABEL = "mp2020"  # suffix of every corrected column, so corrected values are never mistaken for raw ones
+
+
+def normalise_run_type(label: Any) -> str | None:
+    """Canonical run-type label (``GGA``, ``GGA+U``, ``r2SCAN``...), or ``None`` if not a fidelity we use."""
+    if label is None:
+        return None
+    text = str(getattr(label, "value", label)).strip()
+    return MP_RUN_TYPES.get(text.upper())
+
+
+def mp_run_types(fidelity: str) -> tuple[str, ...]:
+    """The MP run types (upper case) whose calculations belong to ``fidelity`` (empty for other fidelities)."""
+    return tuple(key for key, label in MP_RUN_TYPES.items() if FUNCTIONAL_TO_FIDELITY.get(label.lower()) == fidelity)
 
 
 def mp2020_compatibility() -> Any:
