@@ -193,3 +193,18 @@ def test_hub_id_with_explicit_revision_in_float64(fake_hub, checkpoint_dir, chec
     for a, b in zip(expected, got, strict=True):
         assert a.energy == b.energy
         np.testing.assert_array_equal(a.forces, b.forces)
+
+
+@pytest.mark.parametrize("missing", ["model.safetensors", "config.json"])
+def test_revision_missing_a_checkpoint_file_fails_clearly(fake_hub, tmp_path, checkpoint_dir, missing):
+    """A Hub commit without one of the checkpoint files: a clear error naming it, nothing half-loaded."""
+    files = {p.name: p.read_bytes() for p in checkpoint_dir.iterdir() if p.is_file() and p.name != missing}
+    commit = fake_hub.add_commit(REPO, files)
+    with pytest.raises(ModelDownloadError, match=missing.replace(".", r"\.")):
+        load_model(REPO, revision=commit)
+    registry = write_registry(
+        tmp_path / "registry.json",
+        [registry_entry("tiny-broken", file_hashes(checkpoint_dir), repo_id=REPO, revision=commit)],
+    )
+    with pytest.raises(ModelDownloadError, match=missing.replace(".", r"\.")):
+        load_model("tiny-broken", registry=registry)
