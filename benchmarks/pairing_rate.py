@@ -27,8 +27,7 @@ from pathlib import Path
 
 import numpy as np
 from ase.io import read
-
-from data_pipelines.pair import pair_records
+from universal_mfp_pipelines.pair import pair_records
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("UMFP_SHARED_DATA", ROOT.parent / "shared" / "data"))

@@ -13,7 +13,7 @@ import argparse
 import json
 from pathlib import Path
 
-from data_pipelines.teacher_stats import dataset_statistics, plot_statistics, verify_manifest
+from universal_mfp_pipelines.teacher_stats import dataset_statistics, plot_statistics, verify_manifest
 
 ROOT = Path(__file__).resolve().parents[1]
 

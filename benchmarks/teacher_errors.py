@@ -1,6 +1,6 @@
 """Teacher errors: how well the CHGNet teachers reproduce real DFT labels, per data source.
 
-The teachers are loaded with ``data_pipelines.teachers.load_teacher``:
+The teachers are loaded with ``universal_mfp_pipelines.teachers.load_teacher``:
 
 - ``chgnet:0.3.0`` (MPtrj, MP GGA/GGA+U): compared on MP GGA/GGA+U data, MatPES PBE and PBE dimers. Its energy is
   the converted one (MP2020 correction taken off, the raw GGA(+U) scale); the unconverted energy (the
@@ -31,8 +31,8 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 from ase.io import read
+from universal_mfp_pipelines.teachers import Teacher, TeacherError, load_teacher, mp2020_correction
 
-from data_pipelines.teachers import Teacher, TeacherError, load_teacher, mp2020_correction
 from universal_mfp.units import as_stress_3x3
 
 REPO = Path(__file__).resolve().parents[1]

@@ -35,8 +35,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from universal_mfp_pipelines.importer import read_extxyz_files
 
-from data_pipelines.importer import read_extxyz_files
 from universal_mfp.data.dataset import GraphDataset
 from universal_mfp.data.readers import read_frames
 from universal_mfp.data.splits import split_of

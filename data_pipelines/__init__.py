@@ -14,14 +14,14 @@ Stages, each a module with one job:
   and energy scales; ``teach``: every structure labelled by every teacher, one fidelity each.
 - ``shard_runner``: resumable shards, worker processes, ``--part i/N`` and manifests that merge.
 - ``teacher_stats``: statistics and integrity of a labelled folder.
-- ``cli``: ``python -m data_pipelines pull|pair|build|import|all|generate|teach|manifest``.
+- ``cli``: ``python -m universal_mfp_pipelines pull|pair|build|import|all|generate|teach|manifest``.
 """
 
-from data_pipelines.build_dataset import build_dataset, write_dataset
-from data_pipelines.importer import import_extxyz
-from data_pipelines.mp_client import MPClient, MPPullError
-from data_pipelines.pair import PairingTolerances, pair_records
-from data_pipelines.pull import PullQuery, pull
+from universal_mfp_pipelines.build_dataset import build_dataset, write_dataset
+from universal_mfp_pipelines.importer import import_extxyz
+from universal_mfp_pipelines.mp_client import MPClient, MPPullError
+from universal_mfp_pipelines.pair import PairingTolerances, pair_records
+from universal_mfp_pipelines.pull import PullQuery, pull
 
 __all__ = [
     "MPClient",

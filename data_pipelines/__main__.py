@@ -1,5 +1,5 @@
-"""``python -m data_pipelines``: the data pipeline command line."""
+"""``python -m universal_mfp_pipelines``: the data pipeline command line."""
 
-from data_pipelines.cli import main
+from universal_mfp_pipelines.cli import main
 
 raise SystemExit(main())

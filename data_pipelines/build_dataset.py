@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
+from universal_mfp_pipelines._io import read_jsonl
+from universal_mfp_pipelines.records import record_to_frame
+from universal_mfp_pipelines.splits import DEFAULT_FRACTIONS, SPLITS, assign_split, validate_fractions
+from universal_mfp_pipelines.stats import fidelity_statistics
 
-from data_pipelines._io import read_jsonl
-from data_pipelines.records import record_to_frame
-from data_pipelines.splits import DEFAULT_FRACTIONS, SPLITS, assign_split, validate_fractions
-from data_pipelines.stats import fidelity_statistics
 from universal_mfp.data.frame import Frame
 from universal_mfp.data.shards import SHARD_SCHEMA_VERSION, write_shard
 from universal_mfp.data.splits import group_key

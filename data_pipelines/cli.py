@@ -1,4 +1,4 @@
-"""Command line: ``python -m data_pipelines pull|pair|build|import|all|generate|teach|manifest|offsets``.
+"""Command line: ``python -m universal_mfp_pipelines pull|pair|build|import|all|generate|teach|manifest|offsets``.
 
 The same commands run as ``umfp data ...``.
 """
@@ -11,7 +11,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from data_pipelines._io import read_jsonl
+from universal_mfp_pipelines._io import read_jsonl
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def _add_shard_args(p: argparse.ArgumentParser) -> None:
 
 
 def _add_generate_args(p: argparse.ArgumentParser) -> None:
-    from data_pipelines.generate import GenerationSettings
+    from universal_mfp_pipelines.generate import GenerationSettings
 
     defaults = GenerationSettings()
     p.add_argument("out", type=Path, help="generation folder (plan.json, structures-*.extxyz, manifest.json)")
@@ -95,7 +95,7 @@ def _add_teach_args(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation and tests)."""
-    parser = argparse.ArgumentParser(prog="python -m data_pipelines", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m universal_mfp_pipelines", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -147,8 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run_pull(args: argparse.Namespace, out: Path, progress: bool) -> Path:
-    from data_pipelines.mp_client import MPClient
-    from data_pipelines.pull import PullQuery, pull
+    from universal_mfp_pipelines.mp_client import MPClient
+    from universal_mfp_pipelines.pull import PullQuery, pull
 
     query = PullQuery(
         material_ids=_split_list(args.material_ids),
@@ -178,7 +178,7 @@ def _run_pull(args: argparse.Namespace, out: Path, progress: bool) -> Path:
 
 
 def _run_pair(args: argparse.Namespace, records: Path, out: Path, progress: bool) -> dict:
-    from data_pipelines.pair import PairingTolerances, pair_records, pairing_records, write_pairs
+    from universal_mfp_pipelines.pair import PairingTolerances, pair_records, pairing_records, write_pairs
 
     tol = PairingTolerances(
         ltol=args.ltol, stol=args.stol, angle_tol=args.angle_tol, cross_check=not args.no_cross_check
@@ -211,7 +211,7 @@ def _shared_frames() -> Path:
 
 
 def _run_generate(args: argparse.Namespace, progress: bool) -> None:
-    from data_pipelines.generate import GenerationSettings, generate
+    from universal_mfp_pipelines.generate import GenerationSettings, generate
 
     settings = GenerationSettings(
         seed=args.seed,
@@ -240,8 +240,8 @@ def _run_generate(args: argparse.Namespace, progress: bool) -> None:
 
 
 def _run_teach(args: argparse.Namespace, progress: bool) -> None:
-    from data_pipelines.teach import teach
-    from data_pipelines.teachers import teachers_from_pairs
+    from universal_mfp_pipelines.teach import teach
+    from universal_mfp_pipelines.teachers import teachers_from_pairs
 
     manifest = teach(
         args.structures,
@@ -260,9 +260,9 @@ def _run_teach(args: argparse.Namespace, progress: bool) -> None:
 def _run_manifest(folder: Path) -> None:
     import json as _json
 
-    from data_pipelines import generate as generation
-    from data_pipelines import teach as teaching
-    from data_pipelines.shard_runner import MANIFEST, write_manifest
+    from universal_mfp_pipelines import generate as generation
+    from universal_mfp_pipelines import teach as teaching
+    from universal_mfp_pipelines.shard_runner import MANIFEST, write_manifest
 
     if not folder.is_dir():
         raise FileNotFoundError(f"no such folder: {folder}")
@@ -279,9 +279,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
     progress = not args.no_progress
-    from data_pipelines.build_dataset import build_dataset
-    from data_pipelines.importer import import_extxyz
-    from data_pipelines.mp_client import MPPullError
+    from universal_mfp_pipelines.build_dataset import build_dataset
+    from universal_mfp_pipelines.importer import import_extxyz
+    from universal_mfp_pipelines.mp_client import MPPullError
 
     try:
         if args.command == "pull":
@@ -302,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "manifest":
             _run_manifest(args.folder)
         elif args.command == "offsets":
-            from data_pipelines.teacher_offsets import offsets_main
+            from universal_mfp_pipelines.teacher_offsets import offsets_main
 
             logger.info("wrote %s", offsets_main(args.frames, args.teacher, args.output, args.fidelities))
         elif args.command == "all":

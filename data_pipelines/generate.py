@@ -23,8 +23,7 @@ from typing import Any
 
 import numpy as np
 from ase import Atoms
-
-from data_pipelines.configurations import (
+from universal_mfp_pipelines.configurations import (
     is_sane,
     md_snapshots,
     rattle,
@@ -34,7 +33,7 @@ from data_pipelines.configurations import (
     surface,
     vacancy,
 )
-from data_pipelines.prototypes import (
+from universal_mfp_pipelines.prototypes import (
     TEACHER_ELEMENTS,
     Prototype,
     aflow_prototypes,
@@ -43,7 +42,7 @@ from data_pipelines.prototypes import (
     real_prototypes,
     real_structures,
 )
-from data_pipelines.shard_runner import (
+from universal_mfp_pipelines.shard_runner import (
     parse_part,
     pending_shards,
     record_path,
@@ -51,7 +50,8 @@ from data_pipelines.shard_runner import (
     shard_stem,
     write_manifest,
 )
-from data_pipelines.substitution import U_METALS, decorate, role_candidates, sample_decoration
+from universal_mfp_pipelines.substitution import U_METALS, decorate, role_candidates, sample_decoration
+
 from universal_mfp.files import atomic_write_bytes, atomic_write_json, sha256_file
 
 logger = logging.getLogger(__name__)
@@ -257,7 +257,7 @@ def load_or_create_plan(out_dir: Path, settings: GenerationSettings, frames_dir:
 
 @functools.cache
 def _driver(spec: str) -> Any:
-    from data_pipelines.teachers import load_teacher
+    from universal_mfp_pipelines.teachers import load_teacher
 
     return load_teacher(spec).calculator
 

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
+from universal_mfp_pipelines.build_dataset import write_dataset
 
-from data_pipelines.build_dataset import write_dataset
 from universal_mfp.data.frame import Frame
 from universal_mfp.data.readers import FUNCTIONAL_INFO_KEYS, read_extxyz
 

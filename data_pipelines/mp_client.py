@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from data_pipelines.cache import ResponseCache
+from universal_mfp_pipelines.cache import ResponseCache
 
 logger = logging.getLogger(__name__)
 

@@ -28,16 +28,16 @@ from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
-
-from data_pipelines._io import short_hash, write_jsonl
-from data_pipelines.mp_client import MPClient
-from data_pipelines.records import (
+from universal_mfp_pipelines._io import short_hash, write_jsonl
+from universal_mfp_pipelines.mp_client import MPClient
+from universal_mfp_pipelines.records import (
     TASKS_ROUTE,
     THERMO_ROUTE,
     MalformedDocumentError,
     record_from_task_doc,
     records_from_thermo_doc,
 )
+
 from universal_mfp.files import atomic_write_json
 
 logger = logging.getLogger(__name__)

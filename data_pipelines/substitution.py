@@ -18,8 +18,7 @@ from functools import cache
 import numpy as np
 from ase.data import atomic_numbers, covalent_radii
 from pymatgen.core import Element, Species, Structure
-
-from data_pipelines.prototypes import ELEMENT_CLASSES, TEACHER_ELEMENTS, Prototype, Role
+from universal_mfp_pipelines.prototypes import ELEMENT_CLASSES, TEACHER_ELEMENTS, Prototype, Role
 
 logger = logging.getLogger(__name__)
 

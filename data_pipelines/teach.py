@@ -24,8 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ase import Atoms
-
-from data_pipelines.shard_runner import (
+from universal_mfp_pipelines.shard_runner import (
     is_done,
     parse_part,
     pending_shards,
@@ -34,7 +33,8 @@ from data_pipelines.shard_runner import (
     shard_stem,
     write_manifest,
 )
-from data_pipelines.splits import DEFAULT_FRACTIONS, assign_split, validate_fractions
+from universal_mfp_pipelines.splits import DEFAULT_FRACTIONS, assign_split, validate_fractions
+
 from universal_mfp.data.frame import Frame
 from universal_mfp.data.shards import write_shard
 from universal_mfp.files import atomic_write_json, sha256_file
@@ -52,7 +52,7 @@ _CARRIED_INFO = ("job_id", "config_type", "composition_group", "prototype", "job
 
 @functools.cache
 def _teacher(spec: str) -> Any:
-    from data_pipelines.teachers import load_teacher
+    from universal_mfp_pipelines.teachers import load_teacher
 
     return load_teacher(spec)
 
@@ -80,7 +80,7 @@ def label_structures(
         fractions: train/val/test fractions of the composition-group split.
         seed: split seed.
     """
-    from data_pipelines.teachers import TeacherError
+    from universal_mfp_pipelines.teachers import TeacherError
 
     fractions = validate_fractions(fractions)
     frames: list[Frame] = []

@@ -49,7 +49,7 @@ def teacher_element_offsets(
     Raises:
         ValueError: if the file holds no single-element frame with an energy in the training split.
     """
-    from data_pipelines.teachers import TeacherError, load_teacher
+    from universal_mfp_pipelines.teachers import TeacherError, load_teacher
 
     validate_fidelity_name(source)
     validate_fidelity_name(target)

@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 from ase.data import chemical_symbols
+from universal_mfp_pipelines.shard_runner import MANIFEST
 
-from data_pipelines.shard_runner import MANIFEST
 from universal_mfp.files import sha256_file
 
 

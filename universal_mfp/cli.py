@@ -165,7 +165,7 @@ def _add_publish(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _cmd_data(args: argparse.Namespace) -> int:
-    from data_pipelines.cli import main as data_main
+    from universal_mfp_pipelines.cli import main as data_main
 
     return int(data_main(args.data_args))
 
@@ -176,7 +176,7 @@ def _add_data(subparsers: argparse._SubParsersAction) -> None:
         help="data pipeline: pull | pair | build | import | all | generate | teach | manifest (umfp data --help)",
         add_help=False,
     )
-    parser.add_argument("data_args", nargs=argparse.REMAINDER, help="arguments of python -m data_pipelines")
+    parser.add_argument("data_args", nargs=argparse.REMAINDER, help="arguments of python -m universal_mfp_pipelines")
     parser.set_defaults(handler=_cmd_data)
 
 

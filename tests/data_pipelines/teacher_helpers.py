@@ -7,8 +7,7 @@ from pathlib import Path
 import numpy as np
 from ase.calculators.calculator import Calculator, all_changes
 from ase.io import read, write
-
-from data_pipelines.generate import GenerationSettings
+from universal_mfp_pipelines.generate import GenerationSettings
 
 REAL_FILES = (
     "mp_gga_task_frames.extxyz",

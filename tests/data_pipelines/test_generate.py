@@ -18,12 +18,20 @@ from ase import Atoms
 from ase.build import bulk
 from ase.io import read
 from pymatgen.io.ase import AseAtomsAdaptor
+from universal_mfp_pipelines.configurations import (
+    is_sane,
+    min_distance,
+    rattle,
+    strain,
+    supercell_at_least,
+    surface,
+    vacancy,
+)
+from universal_mfp_pipelines.generate import GenerationSettings, build_plan, generate, prototype_registry
+from universal_mfp_pipelines.prototypes import TEACHER_ELEMENTS, common_prototypes
+from universal_mfp_pipelines.shard_runner import parse_part
+from universal_mfp_pipelines.substitution import U_METALS, cation_candidates, decorate, sample_decoration
 
-from data_pipelines.configurations import is_sane, min_distance, rattle, strain, supercell_at_least, surface, vacancy
-from data_pipelines.generate import GenerationSettings, build_plan, generate, prototype_registry
-from data_pipelines.prototypes import TEACHER_ELEMENTS, common_prototypes
-from data_pipelines.shard_runner import parse_part
-from data_pipelines.substitution import U_METALS, cation_candidates, decorate, sample_decoration
 from tests.conftest import REPO_ROOT
 from tests.data_pipelines.teacher_helpers import SMALL_SETTINGS, write_small_real_frames
 
@@ -176,7 +184,7 @@ def test_generation_killed_mid_run_resumes_without_loss_or_duplicates(small_fram
     command = [
         sys.executable,
         "-m",
-        "data_pipelines",
+        "universal_mfp_pipelines",
         "--no-progress",
         "generate",
         str(out),
@@ -207,7 +215,7 @@ def test_generation_killed_mid_run_resumes_without_loss_or_duplicates(small_fram
 
 @pytest.mark.slow
 def test_parts_split_the_shards_and_merge_to_the_whole(small_frames: Path, tmp_path: Path):
-    from data_pipelines.cli import main
+    from universal_mfp_pipelines.cli import main
 
     out = tmp_path / "parts"
     for part in ("1/2", "2/2"):

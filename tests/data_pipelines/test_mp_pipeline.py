@@ -11,11 +11,11 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from ase.io import read
+from universal_mfp_pipelines._io import read_jsonl
+from universal_mfp_pipelines.cli import main
+from universal_mfp_pipelines.mp_client import MissingAPIKeyError, MPClient, MPPullError
+from universal_mfp_pipelines.pull import PullQuery, pull
 
-from data_pipelines._io import read_jsonl
-from data_pipelines.cli import main
-from data_pipelines.mp_client import MissingAPIKeyError, MPClient, MPPullError
-from data_pipelines.pull import PullQuery, pull
 from tests.data_pipelines.mp_server import API_KEY
 from universal_mfp.data.readers import read_frames
 from universal_mfp.files import sha256_file

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from ase.io import read
 from pymatgen.core import Structure
+from universal_mfp_pipelines.importer import import_extxyz
+from universal_mfp_pipelines.pair import PairingTolerances, pair_records
 
-from data_pipelines.importer import import_extxyz
-from data_pipelines.pair import PairingTolerances, pair_records
 from universal_mfp.data.readers import read_extxyz, read_frames
 from universal_mfp.data.splits import group_key, split_by_group, split_of
 from universal_mfp.files import sha256_file

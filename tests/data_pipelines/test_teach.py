@@ -10,17 +10,17 @@ import numpy as np
 import pytest
 from ase.build import bulk
 from ase.io import read
-
-from data_pipelines.cli import main as data_main
-from data_pipelines.generate import generate
-from data_pipelines.teach import teach
-from data_pipelines.teachers import (
+from universal_mfp_pipelines.cli import main as data_main
+from universal_mfp_pipelines.generate import generate
+from universal_mfp_pipelines.teach import teach
+from universal_mfp_pipelines.teachers import (
     MP_GGA_RAW,
     MP_R2SCAN,
     load_teacher,
     mp2020_correction,
     teachers_from_pairs,
 )
+
 from tests.data_pipelines.teacher_helpers import SMALL_SETTINGS, write_small_real_frames
 from universal_mfp.data.readers import read_frames
 from universal_mfp.data.splits import group_key

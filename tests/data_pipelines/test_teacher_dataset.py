@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from universal_mfp_pipelines.teacher_stats import dataset_statistics, verify_manifest
 
-from data_pipelines.teacher_stats import dataset_statistics, verify_manifest
 from tests.conftest import REPO_ROOT
 
 DATASET = REPO_ROOT / "datasets" / "teacher"

@@ -19,8 +19,8 @@ R2SCAN_REFS = "matpes_element_refs_r2SCAN.extxyz"
 
 
 def test_offsets_are_dft_minus_teacher_per_atom_on_training_frames_only(tmp_path: Path):
-    from data_pipelines.cli import main
-    from data_pipelines.teachers import load_teacher
+    from universal_mfp_pipelines.cli import main
+    from universal_mfp_pipelines.teachers import load_teacher
 
     source = shared_data_dir() / "frames" / R2SCAN_REFS
     frames = read_extxyz(source, fidelity="r2scan")
@@ -54,7 +54,7 @@ def test_offsets_are_dft_minus_teacher_per_atom_on_training_frames_only(tmp_path
 
 
 def test_offsets_command_refuses_a_file_without_training_frames(tmp_path: Path):
-    from data_pipelines.cli import main
+    from universal_mfp_pipelines.cli import main
 
     empty = tmp_path / "none.extxyz"
     atoms = read(shared_data_dir() / "frames" / "mp_LiFeO_entries.extxyz", "0")  # not elemental

@@ -6,7 +6,7 @@ geometry: frames without ids (e.g. points of a dimer curve) are grouped by struc
 geometry computed at two fidelities always lands in the same split, while different points of one
 curve may be split.
 
-This is the one split rule of the project: the dataset builder (``data_pipelines``) writes it into the
+This is the one split rule of the project: the dataset builder (``universal_mfp_pipelines``) writes it into the
 shards' ``split`` column, and the trainer keeps a frame's assigned split, or computes the same rule for
 frames that have none.
 """
