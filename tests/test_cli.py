@@ -114,7 +114,7 @@ def _bad_inputs(tmp_path: Path) -> dict[str, tuple[Path, str]]:
         "unknown extension": (unknown, "unsupported structure file"),
         "empty": (empty, "empty.extxyz"),
         "unreadable": (broken, "broken.cif"),
-        "empty folder": (folder, "no .cif, POSCAR/CONTCAR/.vasp, .extxyz or .xyz files in this folder"),
+        "empty folder": (folder, "no structure files"),
     }
 
 

@@ -57,7 +57,7 @@ def _add_models(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _read_structures(paths: Sequence[Path]) -> list[tuple[str, int, object]]:
-    from universal_mfp.hull.structures_io import read_structures_by_file
+    from universal_mfp.data.structure_files import read_structures_by_file
 
     out = []
     for path, frames in read_structures_by_file(paths):

@@ -9,7 +9,6 @@ from pathlib import Path
 from ase.io import read as ase_read
 
 from universal_mfp.data.frame import Frame, frame_from_atoms
-from universal_mfp.data.shards import read_shard
 from universal_mfp.fidelity import fidelity_from_functional, validate_fidelity_name
 
 logger = logging.getLogger(__name__)
@@ -74,23 +73,44 @@ def read_frames(
     fidelity: str | None = None,
     fidelity_map: Mapping[str, str] | None = None,
 ) -> list[Frame]:
-    """Read frames from an extxyz file, a parquet shard, or a folder of parquet shards.
+    """Read labelled frames from a file or folder: extxyz, parquet shards, CIF, POSCAR, pymatgen JSON.
 
-    ``fidelity`` overrides every frame's fidelity (shards included); ``fidelity_map`` maps the
-    functional labels of extxyz frames.
+    extxyz frames keep their labels and take their fidelity from ``info["functional"]``; shards carry
+    theirs; the other formats go through the one structure reader (``data.structure_files``), where only a
+    ``ComputedStructureEntry`` has a label (its uncorrected energy, fidelity from its run type). A folder is
+    read as its parquet shards when it has any, else as every structure file in it. ``fidelity`` overrides
+    every frame's fidelity; ``fidelity_map`` maps functional and run-type labels to fidelities.
+
+    Raises:
+        FileNotFoundError: for a missing path, or a folder without shards or structure files.
+        ValueError: for an unsupported format, or a frame whose fidelity cannot be determined (named).
     """
+    from universal_mfp.data.structure_files import read_structure_file, structure_files
+
     path = Path(path)
+    if fidelity is not None:
+        validate_fidelity_name(fidelity)
     if path.suffix in (".extxyz", ".xyz") and not path.is_dir():
         return read_extxyz(path, fidelity=fidelity, fidelity_map=fidelity_map)
-    if path.is_dir():
-        shards = sorted(path.glob("*.parquet"))
-        if not shards:
-            raise FileNotFoundError(f"{path}: no *.parquet shards in this folder")
-    elif path.suffix == ".parquet":
-        shards = [path]
+    if path.is_dir() and any(path.glob("*.parquet")):
+        files = sorted(path.glob("*.parquet"))
+    elif path.is_dir():
+        files = structure_files([path])
+    elif path.exists():
+        files = [path]
     else:
-        raise ValueError(f"{path}: unsupported dataset format {path.suffix!r} (use .extxyz, .xyz or .parquet)")
-    frames = [frame for shard in shards for frame in read_shard(shard)]
-    if fidelity is not None:
-        frames = [f.replace(fidelity=validate_fidelity_name(fidelity)) for f in frames]
+        raise FileNotFoundError(f"no such data file or folder: {path}")
+    frames = []
+    for file in files:
+        if file.suffix in (".extxyz", ".xyz"):
+            frames.extend(read_extxyz(file, fidelity=fidelity, fidelity_map=fidelity_map))
+            continue
+        for frame in read_structure_file(file):
+            chosen = fidelity or frame.fidelity
+            if chosen is None:
+                label = frame.info.get("functional")
+                if not label:
+                    raise ValueError(f"{file} ({frame.info.get('id')}): no fidelity; pass one for this source")
+                chosen = fidelity_from_functional(str(label), fidelity_map)
+            frames.append(frame.replace(fidelity=chosen))
     return frames

@@ -1,5 +1,6 @@
 """Phase stability: formation energies, energies above hull, relaxation, screening and discovery metrics."""
 
+from universal_mfp.data.structure_files import read_structures
 from universal_mfp.hull.metrics import metrics_against_labels, read_labels, stable_metrics
 from universal_mfp.hull.phase_diagram import (
     HULL_TOLERANCE,
@@ -23,7 +24,6 @@ from universal_mfp.hull.screening import (
     evaluate_structures,
     screen_structures,
 )
-from universal_mfp.hull.structures_io import read_structures
 from universal_mfp.hull.workflow import ScreeningRequest, run_screening
 
 __all__ = [

@@ -15,8 +15,8 @@ from typing import Any
 import ase.io
 
 from universal_mfp.data.frame import Frame, as_frame, frame_from_atoms
+from universal_mfp.data.structure_files import ID_KEY, unique_ids
 from universal_mfp.fidelity import PBE, R2SCAN
-from universal_mfp.hull.structures_io import ID_KEY, unique_ids
 from universal_mfp.mp_conventions import mp_run_types
 
 logger = logging.getLogger(__name__)

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from universal_mfp.data.frame import Frame
+from universal_mfp.data.structure_files import ID_KEY, with_ids
 from universal_mfp.hull.phase_diagram import ConvexHulls, HullPoint, PhaseEnergy, check_elemental_references
 from universal_mfp.hull.references import bundled_elemental_references
 from universal_mfp.hull.relax import RelaxationResult, RelaxOptions, relax_structures
-from universal_mfp.hull.structures_io import ID_KEY, with_ids
 from universal_mfp.inference import predict_structures, resolve_fidelity
 from universal_mfp.model.potential import MultiFidelityPotential
 

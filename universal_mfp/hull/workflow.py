@@ -8,13 +8,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from universal_mfp.data.structure_files import read_structures
 from universal_mfp.hull.metrics import metrics_against_labels, read_labels
 from universal_mfp.hull.plot import hull_plot_name, plot_hull
 from universal_mfp.hull.references import load_mp_entries, materials_project_references, user_references
 from universal_mfp.hull.relax import RelaxOptions
 from universal_mfp.hull.report import write_json, write_screening_csv
 from universal_mfp.hull.screening import ScreeningResult, screen_structures
-from universal_mfp.hull.structures_io import read_structures
 from universal_mfp.model.potential import MultiFidelityPotential
 
 logger = logging.getLogger(__name__)

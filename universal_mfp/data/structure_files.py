@@ -1,4 +1,10 @@
-"""Read candidate or reference structures from CIF, POSCAR/CONTCAR/``*.vasp`` and extxyz files, with ids."""
+"""The one reader for structure files: extxyz, CIF, POSCAR/CONTCAR/``*.vasp``, pymatgen JSON and parquet shards.
+
+``umfp predict``, ``umfp screen``, training and fine-tuning all read through ``read_structure_file`` (training
+and fine-tuning via ``data.readers.read_frames``, which adds fidelities). Every frame gets an ``info["id"]``.
+Labels are kept where the file has them: extxyz energies, forces and stresses, shard labels, and the
+uncorrected energy of a pymatgen ``ComputedStructureEntry`` (its run type becomes ``info["functional"]``).
+"""
 
 from __future__ import annotations
 
@@ -18,13 +24,17 @@ EXTXYZ_SUFFIXES = (".extxyz", ".xyz")
 CIF_SUFFIXES = (".cif", ".mcif")
 VASP_NAMES = ("POSCAR", "CONTCAR")
 VASP_SUFFIXES = (".vasp", ".poscar")
+JSON_SUFFIXES = (".json",)
+SHARD_SUFFIXES = (".parquet",)
+SUPPORTED = ".extxyz, .xyz, .cif, POSCAR/CONTCAR/.vasp, pymatgen .json or .parquet shards"
 # info keys that may carry an id in an extxyz frame, in the order they are consulted
 EXTXYZ_ID_KEYS = ("id", "material_id", "mp_id", "task_id", "entry_id", "matpes_id")
 
 
 def _is_structure_file(path: Path) -> bool:
     name = path.name
-    return path.suffix.lower() in EXTXYZ_SUFFIXES + CIF_SUFFIXES + VASP_SUFFIXES or any(
+    suffixes = EXTXYZ_SUFFIXES + CIF_SUFFIXES + VASP_SUFFIXES + JSON_SUFFIXES + SHARD_SUFFIXES
+    return path.suffix.lower() in suffixes or any(
         name.startswith(prefix) for prefix in VASP_NAMES
     )
 
@@ -56,15 +66,57 @@ def _read_extxyz(path: Path) -> list[Frame]:
     return frames
 
 
-def read_structure_file(path: str | Path) -> list[Frame]:
-    """Read every structure of one CIF, POSCAR/CONTCAR/``*.vasp`` or extxyz file, each with ``info["id"]``.
+def _read_json(path: Path) -> list[Frame]:
+    """Pymatgen JSON: a ``Structure`` or ``ComputedStructureEntry`` (``as_dict()``), or a list of them."""
+    import json
 
-    Ids are the file stem for single-structure files (``<folder>/POSCAR`` for POSCAR/CONTCAR), the
-    ``id``/``material_id``/``mp_id``/``task_id``/``entry_id``/``matpes_id`` info of extxyz frames when
-    present, else ``<stem>:<index>``.
+    from monty.json import MontyDecoder
+    from pymatgen.core import Structure
+    from pymatgen.entries.computed_entries import ComputedStructureEntry
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"), cls=MontyDecoder)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path}: not a JSON file ({error})") from error
+    items = data if isinstance(data, list) else [data]
+    frames = []
+    for k, item in enumerate(items):
+        label = f"{path.stem}:{k}" if len(items) > 1 else path.stem
+        if isinstance(item, ComputedStructureEntry):
+            frame = as_frame(item.structure).replace(energy=float(item.uncorrected_energy))
+            info = {ID_KEY: str(item.entry_id or label)}
+            run_type = (item.parameters or {}).get("run_type")
+            if run_type:
+                info["functional"] = str(run_type)
+            frames.append(frame.replace(info=info))
+        elif isinstance(item, Structure):
+            frames.append(as_frame(item).replace(info={ID_KEY: label}))
+        else:
+            raise ValueError(
+                f"{path}: item {k} is a {type(item).__name__}, not a pymatgen Structure or ComputedStructureEntry"
+            )
+    return frames
+
+
+def _read_shard(path: Path) -> list[Frame]:
+    from universal_mfp.data.shards import read_shard
+
+    frames = []
+    for k, frame in enumerate(read_shard(path)):
+        name = frame.info.get(ID_KEY) or frame.info.get("frame_id") or f"{path.stem}:{k}"
+        frames.append(frame.replace(info={**frame.info, ID_KEY: str(name)}))
+    return frames
+
+
+def read_structure_file(path: str | Path) -> list[Frame]:
+    """Read every structure of one file (extxyz, CIF, POSCAR/CONTCAR/``*.vasp``, pymatgen JSON, parquet shard).
+
+    Each gets an ``info["id"]``: the file stem for single-structure files (``<folder>/POSCAR`` for
+    POSCAR/CONTCAR), the ``id``/``material_id``/``mp_id``/``task_id``/``entry_id``/``matpes_id`` info of extxyz
+    frames, an entry's ``entry_id``, a shard frame's ``frame_id``, else ``<stem>:<index>``.
 
     Raises:
-        ValueError: for an unsupported file type or a disordered CIF.
+        ValueError: for an unsupported file type, a disordered CIF or a JSON that is not pymatgen's.
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -72,9 +124,13 @@ def read_structure_file(path: str | Path) -> list[Frame]:
         return _read_extxyz(path)
     if suffix in CIF_SUFFIXES:
         return _read_cif(path)
+    if suffix in JSON_SUFFIXES:
+        return _read_json(path)
+    if suffix in SHARD_SUFFIXES:
+        return _read_shard(path)
     if suffix in VASP_SUFFIXES or any(path.name.startswith(prefix) for prefix in VASP_NAMES):
         return _read_vasp(path)
-    raise ValueError(f"{path}: unsupported structure file (use .cif, POSCAR/CONTCAR/.vasp, .extxyz or .xyz)")
+    raise ValueError(f"{path}: unsupported structure file (use {SUPPORTED})")
 
 
 def unique_ids(frames: Sequence[Frame]) -> list[Frame]:
@@ -101,7 +157,7 @@ def structure_files(paths: Iterable[str | Path]) -> list[Path]:
         if path.is_dir():
             found = sorted(p for p in path.rglob("*") if p.is_file() and _is_structure_file(p))
             if not found:
-                raise FileNotFoundError(f"{path}: no .cif, POSCAR/CONTCAR/.vasp, .extxyz or .xyz files in this folder")
+                raise FileNotFoundError(f"{path}: no structure files ({SUPPORTED}) in this folder")
             files.extend(found)
         elif path.is_file():
             files.append(path)
