@@ -9,11 +9,7 @@ import torch
 from ase import Atoms
 from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
 
-from universal_mfp.data import keys
-from universal_mfp.data.batching import batch_to, collate_graphs
-from universal_mfp.data.frame import frame_from_atoms
-from universal_mfp.data.graph import frame_to_graph
-from universal_mfp.inference import inference_copy, resolve_fidelity
+from universal_mfp.inference import inference_copy, predict_structures, resolve_fidelity
 from universal_mfp.model.potential import MultiFidelityPotential
 from universal_mfp.units import full_3x3_to_voigt_6
 
@@ -67,23 +63,20 @@ class MFCalculator(Calculator):
         periodic = bool(np.all(self.atoms.pbc))
         if "stress" in properties and not periodic:
             raise PropertyNotImplementedError("stress is only defined for structures periodic in all three directions")
-        frame = frame_from_atoms(self.atoms)
-        graph = frame_to_graph(frame, self.model.config.cutoff, self.fidelity_index)
-        batch = batch_to(collate_graphs([graph]), self.device)
         previous_threads = torch.get_num_threads()
         if self.num_threads is not None:
             torch.set_num_threads(self.num_threads)
-        try:
-            out = self.model(batch, compute_forces=True, compute_stress=periodic, create_graph=False)
+        try:  # the one batch prediction path, with a batch of one structure
+            (prediction,) = predict_structures(
+                self.model, [self.atoms], fidelity=self.fidelity, compute_forces=True, compute_stress=periodic
+            )
         finally:
             if self.num_threads is not None:
                 torch.set_num_threads(previous_threads)
-        energy = float(out[keys.ENERGY].detach().cpu()[0])
         self.results = {
-            "energy": energy,
-            "free_energy": energy,
-            "forces": out[keys.FORCES].detach().cpu().double().numpy(),
+            "energy": prediction.energy,
+            "free_energy": prediction.energy,
+            "forces": prediction.forces,
         }
         if periodic:
-            stress = out[keys.STRESS].detach().cpu().double().numpy()[0]
-            self.results["stress"] = full_3x3_to_voigt_6(stress)
+            self.results["stress"] = full_3x3_to_voigt_6(prediction.stress)

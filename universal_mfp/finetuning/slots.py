@@ -20,12 +20,10 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from universal_mfp.data import keys
-from universal_mfp.data.batching import batch_to
-from universal_mfp.data.dataset import GraphDataset
 from universal_mfp.data.frame import Frame
 from universal_mfp.data.statistics import composition_matrix
 from universal_mfp.fidelity import fidelity_index, validate_fidelity_name
+from universal_mfp.inference import predict_structures
 from universal_mfp.model.potential import MultiFidelityPotential
 
 logger = logging.getLogger(__name__)
@@ -35,20 +33,21 @@ def predict_energies(
     model: MultiFidelityPotential, frames: Sequence[Frame], fidelity: str, *, batch_size: int = 32
 ) -> np.ndarray:
     """Total energies (eV) the model predicts for ``frames`` at ``fidelity``."""
-    relabelled = [f.replace(fidelity=fidelity) for f in frames]
-    dataset = GraphDataset(relabelled, model.config.cutoff, model.fidelities)
-    device = model.device
     was_training = model.training
     model.eval()
-    out = []
-    try:
+    try:  # the one batch prediction path
         with torch.no_grad():
-            for start in range(0, len(dataset), batch_size):
-                batch = batch_to(dataset.collate(range(start, min(start + batch_size, len(dataset)))), device)
-                out.append(model(batch, compute_forces=False)[keys.ENERGY].cpu().numpy())
+            predictions = predict_structures(
+                model,
+                frames,
+                fidelity=fidelity,
+                compute_forces=False,
+                compute_stress=False,
+                max_structures_per_batch=batch_size,
+            )
     finally:
         model.train(was_training)
-    return np.concatenate(out) if out else np.zeros(0)
+    return np.array([p.energy for p in predictions], dtype=np.float64)
 
 
 def fit_reference_shift(
