@@ -159,3 +159,31 @@ def test_screen_takes_dtype_and_device(tmp_path: Path, structure_file: Path, che
     with pytest.raises(SystemExit) as usage:
         main(["screen", str(structure_file), "--model", str(checkpoint_dir), "--fidelity", "r2scan", "--dtype", "half"])
     assert usage.value.code == 2
+
+
+def test_train_and_finetune_input_errors_give_one_clear_line(tmp_path: Path, checkpoint_dir: Path, capsys):
+    bad_yaml = tmp_path / "bad.yaml"
+    bad_yaml.write_text("data: [\n")
+    cases = [
+        (["train", str(tmp_path / "missing.yaml")], "no such config file"),
+        (["train", str(bad_yaml)], "not valid YAML at line"),
+        (
+            [
+                "finetune",
+                str(tmp_path / "missing.extxyz"),
+                "--model",
+                str(checkpoint_dir),
+                "--fidelity",
+                "r2scan",
+                "--output-dir",
+                str(tmp_path / "ft"),
+            ],
+            "missing.extxyz",
+        ),
+    ]
+    for args, message in cases:
+        assert main(args) == 1, args
+        captured = capsys.readouterr()
+        lines = [line for line in captured.err.splitlines() if line.strip()]
+        assert len(lines) == 1 and message in lines[0] and "Traceback" not in captured.err, lines
+    assert not (tmp_path / "ft").exists()

@@ -68,3 +68,26 @@ def test_collate_offsets_edges_and_masks_labels():
     assert batch[keys.CELL].shape == (2, 3, 3)
     with pytest.raises(ValueError, match="empty list"):
         collate_graphs([])
+
+
+def test_non_finite_cells_and_positions_are_refused_by_name():
+    import math
+
+    from ase.build import bulk
+
+    from universal_mfp.data.frame import frame_from_atoms
+    from universal_mfp.models import load_model
+
+    atoms = bulk("Cu", "fcc", a=3.6)
+    bad_cell = atoms.copy()
+    bad_cell.cell[0, 0] = math.inf
+    with pytest.raises(ValueError, match=r"non-finite \(NaN or inf\) values in the cell"):
+        frame_from_atoms(bad_cell)
+    bad_positions = atoms * (2, 1, 1)
+    bad_positions.positions[1, 2] = math.nan
+    with pytest.raises(ValueError, match=r"non-finite \(NaN or inf\) positions for atoms \[1\]"):
+        frame_from_atoms(bad_positions)
+    calculator = load_model("mf-universal").calculator("pbe")  # the calculator refuses them the same way
+    bad_cell.calc = calculator
+    with pytest.raises(ValueError, match="values in the cell"):
+        bad_cell.get_potential_energy()

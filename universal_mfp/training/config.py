@@ -219,7 +219,10 @@ def load_run_config(path: str | Path) -> RunConfig:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as error:
-        raise ValueError(f"{path}: not valid YAML ({error})") from error
+        where = getattr(error, "problem_mark", None)
+        line = f" at line {where.line + 1}" if where is not None else ""
+        problem = " ".join(str(getattr(error, "problem", None) or error).split())
+        raise ValueError(f"{path}: not valid YAML{line} ({problem})") from error
     if not isinstance(raw, Mapping):
         raise ValueError(f"{path}: the config must be a mapping at the top level")
     return parse_run_config(raw, base_dir=path.parent.resolve())
