@@ -24,21 +24,19 @@ def code_version() -> str:
     root = Path(__file__).resolve().parents[1]
     if not (root / ".git").exists():
         return __version__
+
+    def git(*args: str) -> str:
+        return subprocess.run(  # noqa: S603 (fixed git commands on our own checkout)
+            ["git", "-C", str(root), *args],  # noqa: S607
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+
     try:
-        commit = subprocess.run(  # noqa: S603 (fixed git command on our own checkout)
-            ["git", "-C", str(root), "rev-parse", "--short=10", "HEAD"],  # noqa: S607
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        ).stdout.strip()
-        status = subprocess.run(  # noqa: S603
-            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],  # noqa: S607
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        ).stdout.strip()
+        commit = git("rev-parse", "--short=10", "HEAD")
+        status = git("status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.SubprocessError):
         return __version__
     return f"{__version__}+g{commit}{'.dirty' if status else ''}"
