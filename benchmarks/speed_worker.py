@@ -1,8 +1,11 @@
 """One speed measurement in a fresh process (called by ``benchmarks/speed.py``; prints one JSON line).
 
-``python benchmarks/speed_worker.py MODEL TASK [--atoms N] [--repeats R] [--threads T]`` with MODEL ``ours``
-or ``sevennet`` and TASK ``efs`` (energy+forces+stress through the ASE calculator, neighbour list
-included), ``md`` (ASE velocity Verlet steps on 64 atoms) or ``train`` (forward + backward of an
+``python benchmarks/speed_worker.py MODEL TASK [--repeat N] [--chemistry si|mgo] [--repeats R] [--threads T]``
+with MODEL ``ours`` (random weights at SevenNet-0's size), ``shipped`` (``load_model("mf-universal")`` at
+``r2scan``, the model users get), ``sevennet`` (SevenNet-MF-0, modal R2SCAN) or ``chgnet`` (CHGNet r2SCAN from
+the ``chgnet`` wheel, through its own ASE calculator) and TASK ``efs`` (energy+forces+stress through the
+ASE calculator, neighbour list included), ``md`` (ASE velocity Verlet steps on 64 atoms) or ``train``
+(forward + backward of an
 energy+forces+stress loss and an Adam step on one fixed batch, graphs built beforehand).
 
 Peak memory is the process's high-water mark (``VmHWM``) and its growth over the resident size after
@@ -56,9 +59,15 @@ def _status_kib(field: str) -> int:
     raise KeyError(field)
 
 
-def crystal(repeat: int, seed: int = 0, strain: float = 0.0) -> Atoms:
-    """Diamond Si (8-atom cubic cell) repeated ``repeat``³ times and rattled by 0.05 Å."""
-    atoms = bulk("Si", "diamond", a=5.43, cubic=True) * (repeat, repeat, repeat)
+def crystal(repeat: int, seed: int = 0, strain: float = 0.0, chemistry: str = "si") -> Atoms:
+    """An 8-atom cubic cell (diamond Si, or rocksalt MgO: a dense oxide) repeated ``repeat``³ times, rattled 0.05 Å."""
+    if chemistry == "si":
+        cell = bulk("Si", "diamond", a=5.43, cubic=True)
+    elif chemistry == "mgo":
+        cell = bulk("MgO", "rocksalt", a=4.21, cubic=True)
+    else:
+        raise ValueError(f"unknown chemistry {chemistry!r}; use si or mgo")
+    atoms = cell * (repeat, repeat, repeat)
     if strain:
         atoms.set_cell(atoms.cell.array * (1.0 + strain), scale_atoms=True)
     atoms.rattle(0.05, seed=seed)
@@ -88,8 +97,31 @@ def sevennet_calculator():
         return SevenNetCalculator("7net-mf-0", modal="R2SCAN", device="cpu")
 
 
+def shipped_calculator():
+    from universal_mfp import load_model
+
+    return load_model("mf-universal").calculator("r2scan")
+
+
+def chgnet_calculator():
+    from chgnet.model import CHGNet
+    from chgnet.model.dynamics import CHGNetCalculator
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return CHGNetCalculator(CHGNet.load(model_name="r2scan", use_device="cpu", verbose=False), use_device="cpu")
+
+
+CALCULATORS = {
+    "ours": ours_calculator,
+    "shipped": shipped_calculator,
+    "sevennet": sevennet_calculator,
+    "chgnet": chgnet_calculator,
+}
+
+
 def calculator(model: str):
-    return ours_calculator() if model == "ours" else sevennet_calculator()
+    return CALCULATORS[model]()
 
 
 def _num_edges(atoms: Atoms) -> int:
@@ -98,9 +130,9 @@ def _num_edges(atoms: Atoms) -> int:
     return len(neighbor_list(atoms.positions, atoms.cell.array, atoms.pbc, OURS_CONFIG["cutoff"])[0])
 
 
-def run_efs(model: str, num_atoms_repeat: int, repeats: int) -> dict:
+def run_efs(model: str, num_atoms_repeat: int, repeats: int, chemistry: str = "si") -> dict:
     calc = calculator(model)
-    atoms = crystal(num_atoms_repeat)
+    atoms = crystal(num_atoms_repeat, chemistry=chemistry)
     rss_loaded = _status_kib("VmRSS")
     for _ in range(2):  # warm-up
         calc.calculate(atoms, PROPERTIES, all_changes)
@@ -110,7 +142,7 @@ def run_efs(model: str, num_atoms_repeat: int, repeats: int) -> dict:
         calc.calculate(atoms, PROPERTIES, all_changes)
         times.append(time.perf_counter() - start)
     assert np.isfinite(calc.results["forces"]).all()
-    assert calc.results["stress"].shape == (6,)
+    assert np.asarray(calc.results["stress"]).size in (6, 9)  # Voigt (ours, SevenNet) or 3x3 (CHGNet)
     peak = _status_kib("VmHWM")
     median = statistics.median(times)
     return {
@@ -223,6 +255,8 @@ def _sevennet_train_step():
 
 
 def run_train(model: str, repeats: int) -> dict:
+    if model not in ("ours", "sevennet"):
+        raise ValueError(f"the train task measures 'ours' or 'sevennet', not {model!r}")
     step = _ours_train_step() if model == "ours" else _sevennet_train_step()
     for _ in range(2):
         loss = step()
@@ -244,20 +278,21 @@ def run_train(model: str, repeats: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("model", choices=["ours", "sevennet"])
+    parser.add_argument("model", choices=sorted(CALCULATORS))
     parser.add_argument("task", choices=["efs", "md", "train"])
     parser.add_argument("--repeat", type=int, default=2, help="supercell repeat of the 8-atom cubic cell (efs)")
+    parser.add_argument("--chemistry", choices=["si", "mgo"], default="si", help="crystal of the efs task")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.task == "efs":
-        result = run_efs(args.model, args.repeat, args.repeats)
+        result = run_efs(args.model, args.repeat, args.repeats, args.chemistry)
     elif args.task == "md":
         result = run_md(args.model, args.repeats)
     else:
         result = run_train(args.model, args.repeats)
-    result.update(model=args.model, task=args.task, threads=torch.get_num_threads())
+    result.update(model=args.model, task=args.task, chemistry=args.chemistry, threads=torch.get_num_threads())
     print(json.dumps(result))
 
 
