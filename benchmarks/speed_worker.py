@@ -156,11 +156,11 @@ def run_efs(model: str, num_atoms_repeat: int, repeats: int, chemistry: str = "s
     }
 
 
-def run_md(model: str, steps: int) -> dict:
+def run_md(model: str, steps: int, repeat: int = 2) -> dict:
     from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
     from ase.md.verlet import VelocityVerlet
 
-    atoms = crystal(2)
+    atoms = crystal(repeat)
     atoms.calc = calculator(model)
     MaxwellBoltzmannDistribution(atoms, temperature_K=300, rng=np.random.default_rng(0))
     dyn = VelocityVerlet(atoms, timestep=1.0 * units.fs)
@@ -289,7 +289,7 @@ def main() -> None:
     if args.task == "efs":
         result = run_efs(args.model, args.repeat, args.repeats, args.chemistry)
     elif args.task == "md":
-        result = run_md(args.model, args.repeats)
+        result = run_md(args.model, args.repeats, args.repeat)
     else:
         result = run_train(args.model, args.repeats)
     result.update(model=args.model, task=args.task, chemistry=args.chemistry, threads=torch.get_num_threads())
