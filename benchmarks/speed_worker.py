@@ -6,7 +6,8 @@ with MODEL ``ours`` (random weights at SevenNet-0's size), ``shipped`` (``load_m
 the ``chgnet`` wheel, through its own ASE calculator) and TASK ``efs`` (energy+forces+stress through the
 ASE calculator, neighbour list included), ``md`` (ASE velocity Verlet steps on 64 atoms) or ``train``
 (forward + backward of an
-energy+forces+stress loss and an Adam step on one fixed batch, graphs built beforehand).
+energy+forces+stress loss and an Adam step on one fixed batch, graphs built beforehand) or ``predict`` (256
+small cells through the batch API against one ASE call per cell; ``shipped`` and ``chgnet``).
 
 Peak memory is the process's high-water mark (``VmHWM``) and its growth over the resident size after
 the model was loaded (``VmRSS`` before the first evaluation), so each model is measured alone.
@@ -156,6 +157,63 @@ def run_efs(model: str, num_atoms_repeat: int, repeats: int, chemistry: str = "s
     }
 
 
+def small_cells(count: int = 256) -> list[Atoms]:
+    """The screening workload: ``count`` rattled 2-atom primitive cells, half Si and half MgO."""
+    cells = []
+    for k in range(count):
+        atoms = bulk("Si", "diamond", a=5.43) if k % 2 == 0 else bulk("MgO", "rocksalt", a=4.21)
+        atoms.rattle(0.05, seed=k)
+        cells.append(atoms)
+    return cells
+
+
+def run_predict(model: str, repeats: int) -> dict:
+    """Batched prediction of 256 small cells against one ASE calculator call per cell (energy+forces+stress)."""
+    cells = small_cells()
+    if model == "shipped":
+        from universal_mfp import load_model
+
+        loaded = load_model("mf-universal")
+
+        def batched() -> None:
+            loaded.predict(cells, fidelity="r2scan")
+
+        calc = loaded.calculator("r2scan")
+    elif model == "chgnet":
+        from chgnet.model import CHGNet
+        from pymatgen.io.ase import AseAtomsAdaptor
+
+        net = CHGNet.load(model_name="r2scan", use_device="cpu", verbose=False)
+        structures = [AseAtomsAdaptor.get_structure(a) for a in cells]
+
+        def batched() -> None:
+            net.predict_structure(structures, task="efs", batch_size=64)
+
+        calc = chgnet_calculator()
+    else:
+        raise ValueError(f"the predict task measures 'shipped' or 'chgnet', not {model!r}")
+
+    def one_by_one() -> None:
+        for atoms in cells:
+            calc.calculate(atoms, PROPERTIES, all_changes)
+
+    timings = {}
+    for name, work in (("batched", batched), ("one_by_one", one_by_one)):
+        work()  # warm-up
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            work()
+            times.append(time.perf_counter() - start)
+        timings[name] = statistics.median(times)
+    return {
+        "structures": len(cells),
+        "batched_structures_per_second": len(cells) / timings["batched"],
+        "one_by_one_structures_per_second": len(cells) / timings["one_by_one"],
+        "batched_speedup": timings["one_by_one"] / timings["batched"],
+    }
+
+
 def run_md(model: str, steps: int, repeat: int = 2) -> dict:
     from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
     from ase.md.verlet import VelocityVerlet
@@ -279,7 +337,7 @@ def run_train(model: str, repeats: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("model", choices=sorted(CALCULATORS))
-    parser.add_argument("task", choices=["efs", "md", "train"])
+    parser.add_argument("task", choices=["efs", "md", "train", "predict"])
     parser.add_argument("--repeat", type=int, default=2, help="supercell repeat of the 8-atom cubic cell (efs)")
     parser.add_argument("--chemistry", choices=["si", "mgo"], default="si", help="crystal of the efs task")
     parser.add_argument("--repeats", type=int, default=5)
@@ -288,6 +346,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     if args.task == "efs":
         result = run_efs(args.model, args.repeat, args.repeats, args.chemistry)
+    elif args.task == "predict":
+        result = run_predict(args.model, args.repeats)
     elif args.task == "md":
         result = run_md(args.model, args.repeats, args.repeat)
     else:
