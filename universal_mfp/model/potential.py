@@ -88,6 +88,7 @@ class MultiFidelityPotential(nn.Module):
         self.to(resolve_dtype(config.dtype))
         # readout of isolated atoms when the parameters are frozen: (parameter key, {pair: value}); not state
         self._isolated_cache: tuple[tuple, dict[int, torch.Tensor]] | None = None
+        self._parameter_list: tuple[torch.nn.Parameter, ...] | None = None  # see _parameters_once
 
     @property
     def dtype(self) -> torch.dtype:
@@ -173,10 +174,11 @@ class MultiFidelityPotential(nn.Module):
         num_species = self.species_of_z.new_tensor(len(self.config.elements))
         pair = node_fidelity * num_species + species
         unique, inverse = torch.unique(pair, return_inverse=True)
-        if any(p.requires_grad for p in self.parameters()):
+        parameters = self._parameters_once()
+        if any(p.requires_grad for p in parameters):
             return self._isolated_values(unique, num_species)[inverse]
         # frozen parameters (evaluation copies): the values are constants, cached until a parameter changes
-        key = (*((p.data_ptr(), p._version) for p in self.parameters()), self.dtype, species.device)
+        key = (*((p.data_ptr(), p._version) for p in parameters), self.dtype, species.device)
         if self._isolated_cache is None or self._isolated_cache[0] != key:
             self._isolated_cache = (key, {})
         cache = self._isolated_cache[1]
@@ -186,6 +188,16 @@ class MultiFidelityPotential(nn.Module):
             values = self._isolated_values(unique.new_tensor(missing), num_species).detach()
             cache.update(zip(missing, values.unbind(0), strict=True))
         return torch.stack([cache[p] for p in wanted])[inverse]
+
+    def _parameters_once(self) -> tuple[torch.nn.Parameter, ...]:
+        """The parameter objects, listed once (walking the module tree costs ~1 ms per small-cell call).
+
+        The layers are fixed at construction; ``.to()``, ``load_state_dict``, deep copies and in-place updates
+        keep (or copy along) the same objects, and the cache key above sees their new data pointers and versions.
+        """
+        if self._parameter_list is None:
+            self._parameter_list = tuple(self.parameters())
+        return self._parameter_list
 
     def _isolated_values(self, pairs: torch.Tensor, num_species: torch.Tensor) -> torch.Tensor:
         species, node_fidelity = pairs % num_species, pairs // num_species
