@@ -255,15 +255,14 @@ def fit_composition_shift(
     return CompositionShift(source, target, element_shift, hubbard_shift, settings, fit)
 
 
-def element_offsets_shift(path: Path, symbols: Sequence[str], *, source: str, target: str) -> CompositionShift:
-    """A per-element shift from a measured offsets JSON (``umfp data offsets``), for the model's ``symbols``.
+def read_element_offsets(path: Path) -> dict:
+    """Read and check an offsets JSON (``umfp data offsets``).
 
-    Elements without a measured offset take the file's ``default_offset`` when it has one (else the shift does
-    not cover them and the prior leaves their structures out).
+    It holds ``element_offsets`` (finite numbers by symbol), and ``source``, ``target`` and ``default_offset``.
 
     Raises:
         FileNotFoundError: if the file is missing.
-        ValueError: if it is not an offsets table, holds a non-finite offset, or is for other fidelities.
+        ValueError: if it is not an offsets table or holds a non-finite offset.
     """
     import json
     import math
@@ -278,15 +277,30 @@ def element_offsets_shift(path: Path, symbols: Sequence[str], *, source: str, ta
     offsets = table.get("element_offsets") if isinstance(table, dict) else None
     if not isinstance(offsets, dict) or not offsets:
         raise ValueError(f"{path}: no 'element_offsets' mapping")
-    if (table.get("source"), table.get("target")) != (source, target):
-        raise ValueError(
-            f"{path}: offsets are {table.get('source')}->{table.get('target')}, the prior asks for {source}->{target}"
-        )
     default = table.get("default_offset")
     values = {**offsets, **({"default_offset": default} if default is not None else {})}
     for name, value in values.items():
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
             raise ValueError(f"{path}: {name} is not a finite number ({value!r})")
+    return table
+
+
+def element_offsets_shift(path: Path, symbols: Sequence[str], *, source: str, target: str) -> CompositionShift:
+    """A per-element shift from a measured offsets JSON (``read_element_offsets``), for the model's ``symbols``.
+
+    Elements without a measured offset take the file's ``default_offset`` when it has one (else the shift does
+    not cover them and the prior leaves their structures out).
+
+    Raises:
+        FileNotFoundError: if the file is missing.
+        ValueError: if it is not an offsets table, holds a non-finite offset, or is for other fidelities.
+    """
+    table = read_element_offsets(path)
+    if (table.get("source"), table.get("target")) != (source, target):
+        raise ValueError(
+            f"{path}: offsets are {table.get('source')}->{table.get('target')}, the prior asks for {source}->{target}"
+        )
+    offsets, default = table["element_offsets"], table.get("default_offset")
     shift = {s: float(offsets[s]) for s in symbols if s in offsets}
     if default is not None:
         shift.update({s: float(default) for s in symbols if s not in offsets})

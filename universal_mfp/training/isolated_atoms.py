@@ -216,18 +216,10 @@ def isolated_atom_energies(
 
 def _offsets(path: Path) -> dict[int, float]:
     """Per-element offsets (eV/atom) by atomic number from an offsets JSON; key 0 holds ``default_offset``."""
-    try:
-        table = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise FileNotFoundError(f"no element offsets file at {path}") from None
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not a JSON file ({error})") from error
-    offsets = table.get("element_offsets") if isinstance(table, dict) else None
-    if not isinstance(offsets, dict):
-        raise ValueError(f"{path}: no 'element_offsets' mapping")
-    out = {_element(label, str(path)): float(value) for label, value in offsets.items()}
+    from universal_mfp.training.composition_shift import read_element_offsets
+
+    table = read_element_offsets(path)
+    out = {_element(label, str(path)): float(value) for label, value in table["element_offsets"].items()}
     if table.get("default_offset") is not None:
         out[0] = float(table["default_offset"])
-    if not all(np.isfinite(list(out.values()))):
-        raise ValueError(f"{path}: offsets must be finite numbers")
     return out
