@@ -1,9 +1,9 @@
 """Bundle a trained checkpoint into the package and register it.
 
 Copies ``<run>/best_model`` to ``universal_mfp/pretrained/<name>/`` with a model card rendered from the
-packaged card template (also written to ``model_cards/<name>.md``), adds which elements each
-fidelity was trained on to the training summary, and writes the registry entry (sha256 of every file)
-into ``universal_mfp/hub/registry.json``.
+packaged card template (also written to ``model_cards/<name>.md``), adds the elements each fidelity
+saw in DFT and in teacher labels (its coverage) and the data licenses to the training summary, and writes
+the registry entry (sha256 of every file) into ``universal_mfp/hub/registry.json``.
 
 ``--card-extras`` names a YAML file with what only a person can write: ``description``,
 ``fidelities`` (one line per fidelity on what it reproduces) and ``notes`` (markdown: what the model
@@ -21,15 +21,15 @@ import shutil
 from pathlib import Path
 
 import yaml
-from ase.data import chemical_symbols
 
+from universal_mfp.data.coverage import COVERAGE_KEY, TEACHER_SOURCE_PREFIX, element_coverage
 from universal_mfp.data.splits import split_by_group
 from universal_mfp.files import sha256_file
 from universal_mfp.hub.card import render_card, validate_card
 from universal_mfp.hub.checkpoint import CARD_FILE, CONFIG_FILE, WEIGHTS_FILE, load_checkpoint
 from universal_mfp.hub.registry import default_registry_path, load_registry, pretrained_root
 from universal_mfp.training.config import load_run_config
-from universal_mfp.training.run import read_sources
+from universal_mfp.training.run import prior_sources, read_sources
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA_LICENSES = {
@@ -39,21 +39,28 @@ DATA_LICENSES = {
     "rxnnet": "MP GGA/GGA+U and r2SCAN energies per material from RxnNet v0.1.1, used by the fidelity prior "
     "(MIT; MP data CC BY 4.0)",
 }
+TEACHER_LICENSE = (
+    "datasets/teacher: generated crystals labelled by CHGNet 0.3.0 and CHGNet r2SCAN, the models in the chgnet "
+    "wheel (Modified BSD), themselves trained on Materials Project GGA(+U) and r2SCAN data (CC BY 4.0)"
+)
 
 
-def elements_by_fidelity(config_path: Path) -> dict[str, list[str]]:
-    """Elements each fidelity has energy labels for in the training split of the run's data."""
+def training_coverage(config_path: Path) -> dict[str, dict[str, list[str]]]:
+    """Per fidelity, the elements of the run's training split seen in DFT and in teacher labels."""
     config = load_run_config(config_path)
     frames = read_sources(config)
     splits = split_by_group(
         frames, val_fraction=config.data.val_fraction, test_fraction=config.data.test_fraction, seed=config.seed
     )
-    found: dict[str, set[int]] = {}
-    for i in splits["train"]:
-        frame = frames[i]
-        if frame.energy is not None:
-            found.setdefault(str(frame.fidelity), set()).update(int(z) for z in frame.numbers)
-    return {fid: [chemical_symbols[z] for z in sorted(zs)] for fid, zs in found.items()}
+    return element_coverage([frames[i] for i in splits["train"]], prior_sources(config))
+
+
+def data_licenses(sources: list[str]) -> dict[str, str]:
+    """The licenses of the data the run used: the shared real data, plus the teacher dataset if it was used."""
+    licenses = dict(DATA_LICENSES)
+    if any(str(source).startswith(TEACHER_SOURCE_PREFIX) for source in sources):
+        licenses["teacher"] = TEACHER_LICENSE
+    return licenses
 
 
 def main() -> None:
@@ -67,6 +74,11 @@ def main() -> None:
         "--description",
         default="Universal multi-fidelity (PBE + r2SCAN) potential trained on all "
         "the real frames in ../shared/data/frames.",
+    )
+    parser.add_argument(
+        "--dataset",
+        default="universal-mfp shared real frames (MP GGA/GGA+U, MatPES PBE/r2SCAN, matbench-discovery dimers)",
+        help="the training data, in a few words (the card's dataset name)",
     )
     parser.add_argument("--license", default="cc-by-4.0")
     parser.add_argument("--default-fidelity", default=None)
@@ -90,13 +102,15 @@ def main() -> None:
         training["fidelity_prior"] = prior
     training.update(
         description=description,
-        dataset="universal-mfp shared real frames (MP GGA/GGA+U, MatPES PBE/r2SCAN, matbench-discovery dimers)",
+        dataset=args.dataset,
         config=args.config.as_posix(),
         license=args.license,
         reproduce=args.reproduce or f"umfp train {args.config.as_posix()}",
-        data_licenses=DATA_LICENSES,
-        elements_with_energies_by_fidelity=elements_by_fidelity(args.config),
+        data_licenses=data_licenses(training.get("sources") or []),
     )
+    training.pop("elements_with_energies_by_fidelity", None)
+    if COVERAGE_KEY not in training:  # runs from before the trainer recorded it
+        training[COVERAGE_KEY] = training_coverage(args.config)
     if extras.get("fidelities"):
         training["fidelity_descriptions"] = {k: " ".join(str(v).split()) for k, v in extras["fidelities"].items()}
     if extras.get("notes"):

@@ -8,10 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from ase.data import chemical_symbols
 
 from tests.model.helpers import rattled_crystal, small_model
 from universal_mfp.cli import main as umfp_main
 from universal_mfp.data import as_frame, keys
+from universal_mfp.data.coverage import element_coverage
 from universal_mfp.data.dataset import GraphDataset
 from universal_mfp.data.readers import read_extxyz
 from universal_mfp.finetuning import (
@@ -67,7 +69,8 @@ def base_dir(data, tmp_path_factory) -> Path:
     )
     root = tmp_path_factory.mktemp("base")
     model = train_model(data["pbe"] + data["r2scan"][::2], [], config, replace(SETTINGS, epochs=2), root / "run")
-    return save_checkpoint(model, root / "base", training={"description": "tiny test model"})
+    coverage = element_coverage(data["pbe"] + data["r2scan"][::2])
+    return save_checkpoint(model, root / "base", training={"description": "tiny test model", "coverage": coverage})
 
 
 def _predict(model, frames, fidelity):
@@ -198,6 +201,11 @@ def test_readout_finetune_new_fidelity_energy_only(base_dir, data, tmp_path):
     card = (tmp_path / "ft" / "README.md").read_text(encoding="utf-8")
     assert f"`{NEW}`" in card and "| my_dft | train |" in card and "readout" in card
     assert loaded.metadata["training"]["base_model"]["fidelities"] == ["pbe", "r2scan"]
+    # what the base saw, plus the new fidelity's elements as DFT
+    coverage = loaded.metadata["training"]["coverage"]
+    assert coverage["pbe"]["dft"] == coverage["r2scan"]["dft"] == ["H", "Li", "O", "Si"]
+    new_numbers = sorted({int(z) for f in data["new"] for z in f.numbers})
+    assert coverage[NEW] == {"dft": [chemical_symbols[z] for z in new_numbers], "teacher": []}
 
 
 def test_all_but_embedding_with_replay(base_dir, data, tmp_path):

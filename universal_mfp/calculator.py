@@ -9,6 +9,7 @@ import torch
 from ase import Atoms
 from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
 
+from universal_mfp.data.coverage import CoverageWatch, ElementCoverage
 from universal_mfp.inference import inference_copy, predict_structures, resolve_fidelity
 from universal_mfp.model.potential import MultiFidelityPotential
 from universal_mfp.units import full_3x3_to_voigt_6
@@ -26,6 +27,8 @@ class MFCalculator(Calculator):
         num_threads: torch CPU threads for this calculator's evaluations (the previous setting is restored
             after each one); ``None`` keeps torch's setting. One thread is best when other processes
             already use the cores.
+        coverage: the elements the model saw per fidelity in training (``ElementCoverage``); when given, the
+            first structure with an element never seen at ``fidelity`` gets one ``CoverageWarning`` per element.
 
     Stress (ASE Voigt order, eV/Å³) is available for structures periodic in all three directions.
     """
@@ -40,6 +43,7 @@ class MFCalculator(Calculator):
         device: str = "cpu",
         dtype: str | torch.dtype | None = None,
         num_threads: int | None = None,
+        coverage: ElementCoverage | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -50,6 +54,7 @@ class MFCalculator(Calculator):
         self.fidelity_index = model.fidelities.index(self.fidelity)
         self.model = inference_copy(model, dtype=dtype, device=device)
         self.device = torch.device(device)
+        self.coverage_watch = CoverageWatch(coverage) if coverage is not None else None
 
     def calculate(
         self,
@@ -73,6 +78,8 @@ class MFCalculator(Calculator):
         finally:
             if self.num_threads is not None:
                 torch.set_num_threads(previous_threads)
+        if self.coverage_watch is not None:  # after the prediction: elements the model lacks have raised
+            self.coverage_watch.check(self.fidelity, self.atoms.numbers)
         self.results = {
             "energy": prediction.energy,
             "free_energy": prediction.energy,

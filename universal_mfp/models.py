@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from universal_mfp.calculator import MFCalculator
+from universal_mfp.data.coverage import CoverageWatch, ElementCoverage
+from universal_mfp.data.frame import as_frame
 from universal_mfp.hub.checkpoint import load_checkpoint
 from universal_mfp.hub.locate import available_models, locate_checkpoint
 from universal_mfp.inference import Prediction, inference_copy, predict_structures, resolve_fidelity
@@ -36,6 +38,9 @@ class LoadedModel:
         path: the checkpoint folder it was read from (a local folder or a Hugging Face cache snapshot).
         default_fidelity: used by ``calculator``/``predict`` when they get no fidelity (may be ``None``).
         name: registry name, Hub id or folder the model was loaded as.
+        coverage: the elements the model saw per fidelity in DFT and teacher labels (from the checkpoint's
+            training record; ``None`` when it has none). ``calculator`` and ``predict`` warn once per element
+            and fidelity (``CoverageWarning``) when they predict outside it.
     """
 
     model: MultiFidelityPotential
@@ -43,6 +48,12 @@ class LoadedModel:
     path: Path
     default_fidelity: str | None = None
     name: str | None = None
+    coverage: ElementCoverage | None = None
+    _coverage_watch: CoverageWatch | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.coverage is not None:
+            object.__setattr__(self, "_coverage_watch", CoverageWatch(self.coverage))
 
     @property
     def config(self) -> ModelConfig:
@@ -78,11 +89,18 @@ class LoadedModel:
             device=device or str(self.device),
             dtype=dtype,
             num_threads=num_threads,
+            coverage=self.coverage,
         )
 
     def predict(self, structures: Iterable[Any], *, fidelity: str | None = None, **kwargs: Any) -> list[Prediction]:
         """Batch prediction (``universal_mfp.inference.predict_structures``) at one fidelity."""
-        return predict_structures(self.model, structures, fidelity=self.resolve_fidelity(fidelity), **kwargs)
+        name = self.resolve_fidelity(fidelity)
+        frames = [as_frame(s) for s in structures]
+        predictions = predict_structures(self.model, frames, fidelity=name, **kwargs)
+        if self._coverage_watch is not None:  # after the prediction: elements the model lacks have raised
+            for frame in frames:
+                self._coverage_watch.check(name, frame.numbers)
+        return predictions
 
 
 def load_model(
@@ -126,6 +144,15 @@ def load_model(
         default = resolve_fidelity(checkpoint.model, default)
     model = inference_copy(checkpoint.model, dtype=dtype, device=device)
     metadata = {**checkpoint.metadata, "source": located.source}
+    try:
+        coverage = ElementCoverage.from_metadata(metadata)
+    except ValueError as error:
+        raise ValueError(f"checkpoint {located.folder}: {error}") from error
     return LoadedModel(
-        model=model, metadata=metadata, path=located.folder, default_fidelity=default, name=str(name_or_path)
+        model=model,
+        metadata=metadata,
+        path=located.folder,
+        default_fidelity=default,
+        name=str(name_or_path),
+        coverage=coverage,
     )

@@ -128,6 +128,11 @@ def test_run_with_the_prior(small_real_set, tmp_path):
     assert saved.fit["holdout_mae"] < 0.09 and "Li" in saved.element_shift
     metadata = json.loads((summary.best_model_dir / "config.json").read_text())
     assert metadata["training"]["fidelity_prior"]["weight"] == 0.5
+    # the training record says which elements each fidelity saw (dimers of H, Li, O, Si at both; no teacher)
+    assert metadata["training"]["coverage"] == {
+        "pbe": {"dft": ["H", "Li", "O", "Si"], "teacher": []},
+        "r2scan": {"dft": ["H", "Li", "O", "Si"], "teacher": []},
+    }
 
 
 @pytest.mark.parametrize(

@@ -34,9 +34,7 @@ EXTXYZ_ID_KEYS = ("id", "material_id", "mp_id", "task_id", "entry_id", "matpes_i
 def _is_structure_file(path: Path) -> bool:
     name = path.name
     suffixes = EXTXYZ_SUFFIXES + CIF_SUFFIXES + VASP_SUFFIXES + JSON_SUFFIXES + SHARD_SUFFIXES
-    return path.suffix.lower() in suffixes or any(
-        name.startswith(prefix) for prefix in VASP_NAMES
-    )
+    return path.suffix.lower() in suffixes or any(name.startswith(prefix) for prefix in VASP_NAMES)
 
 
 def _read_cif(path: Path) -> list[Frame]:

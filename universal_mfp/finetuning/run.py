@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from universal_mfp.data.coverage import COVERAGE_KEY, element_coverage, merge_coverage
 from universal_mfp.data.dataset import GraphDataset
 from universal_mfp.data.frame import Frame
 from universal_mfp.fidelity import validate_fidelity_name
@@ -59,12 +60,17 @@ def sample_replay(
     return [frames[i] for i in sorted(order)]
 
 
-def _load_base(base: str | Path | MultiFidelityPotential) -> tuple[MultiFidelityPotential, dict[str, Any]]:
-    """A trainable copy of the base model in its saved dtype, and a description of where it came from."""
+def _load_base(
+    base: str | Path | MultiFidelityPotential,
+) -> tuple[MultiFidelityPotential, dict[str, Any], dict[str, Any] | None]:
+    """A trainable copy of the base model in its saved dtype, where it came from, and its coverage record.
+
+    The coverage record (``universal_mfp.data.coverage``) is ``None`` when the base has none.
+    """
     if isinstance(base, MultiFidelityPotential):
         model = MultiFidelityPotential(base.config).to(dtype=base.dtype)
         model.load_state_dict(base.state_dict())
-        return model, {"name": "in-memory model", "fidelities": list(base.fidelities)}
+        return model, {"name": "in-memory model", "fidelities": list(base.fidelities)}, None
     from universal_mfp.hub.checkpoint import load_checkpoint
     from universal_mfp.models import load_model
 
@@ -76,7 +82,8 @@ def _load_base(base: str | Path | MultiFidelityPotential) -> tuple[MultiFidelity
         "code_version": checkpoint.metadata.get("code_version"),
         "fidelities": list(checkpoint.config.fidelities),
     }
-    return checkpoint.model.train(), description
+    coverage = (checkpoint.metadata.get("training") or {}).get(COVERAGE_KEY)
+    return checkpoint.model.train(), description, coverage
 
 
 def _check_elements(frames: Sequence[Frame], model: MultiFidelityPotential, what: str) -> None:
@@ -143,7 +150,7 @@ def finetune(
     )
     if not frames:
         raise ValueError("no frames to fine-tune on")
-    model, base_description = _load_base(base)
+    model, base_description, base_coverage = _load_base(base)
     for what, subset in (("training", frames), ("validation", val_frames), ("test", test_frames)):
         _check_elements(subset, model, what)
     known = set(model.config.elements)
@@ -184,6 +191,8 @@ def finetune(
         "data": {"train": label_counts(frames), "val": label_counts(val_frames), "test": label_counts(test_frames)},
         "replay": label_counts(replay),
     }
+    if base_coverage is not None:  # what the base saw, plus the elements of the fine-tuning frames
+        summary[COVERAGE_KEY] = merge_coverage(base_coverage, element_coverage([*frames, *replay]))
     work = Path(work_dir) if work_dir is not None else Path(tempfile.mkdtemp(prefix="umfp-finetune-"))
     with trainable_parameters(model, train, changing) as parameters:
         trainer = Trainer(model, train_set, val_set, settings, work, parameters=parameters, training_summary=summary)

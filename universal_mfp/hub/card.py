@@ -116,7 +116,26 @@ def _splits_table(splits: Mapping[str, Any]) -> list[str]:
     return lines
 
 
-def _training_section(training: Mapping[str, Any]) -> str:
+def _coverage_table(coverage: Mapping[str, Any], model_elements: list[str]) -> list[str]:
+    """Per fidelity: elements seen in real DFT, only in teacher labels, and not at all (of the model's)."""
+    lines = [
+        "Element coverage per fidelity (training split). At a fidelity, an element the model never saw is",
+        "predicted by transfer from other fidelities and elements; the calculator and `predict` warn once per",
+        "element and fidelity (`CoverageWarning`) when a structure holds one.",
+        "",
+        "| Fidelity | Real DFT | Teacher labels only | Not seen |",
+        "|---|---|---|---|",
+    ]
+    for fidelity, kinds in coverage.items():
+        dft = list(kinds.get("dft", []))
+        teacher = [s for s in kinds.get("teacher", []) if s not in set(dft)]
+        unseen = [s for s in model_elements if s not in set(dft) | set(teacher)]
+        cells = [f"{len(group)}: {', '.join(group)}" if group else "–" for group in (dft, teacher, unseen)]
+        lines.append(f"| `{fidelity}` | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _training_section(training: Mapping[str, Any], model_elements: list[str] | None = None) -> str:
     if not training:
         return "No training-data summary was recorded for this checkpoint."
     lines: list[str] = []
@@ -132,6 +151,8 @@ def _training_section(training: Mapping[str, Any]) -> str:
         lines += ["Sources:", "", *[f"- {source}" for source in rest.pop("sources")], ""]
     if isinstance(rest.get("data_licenses"), Mapping):
         lines += ["Data licenses:", "", *[f"- {text}" for text in rest.pop("data_licenses").values()], ""]
+    if isinstance(rest.get("coverage"), Mapping):
+        lines += [*_coverage_table(rest.pop("coverage"), list(model_elements or rest.get("elements") or [])), ""]
     if isinstance(rest.get("elements_with_energies_by_fidelity"), Mapping):
         lines += [
             "Elements with training energies, per fidelity (predictions for other elements at that fidelity",
@@ -222,7 +243,7 @@ def render_card(
         "num_elements": str(len(symbols)),
         "elements": ", ".join(symbols),
         "cutoff": str(model.get("cutoff")),
-        "training_section": _training_section(training),
+        "training_section": _training_section(training, symbols),
         "metrics_table": _metrics_table(rows),
         "fidelity_section": _fidelity_section(fidelities, training.get("fidelity_descriptions") or {}),
         "notes_section": _notes_section(training.get("card_notes")),

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from ase.data import chemical_symbols
 
+from universal_mfp.data.coverage import COVERAGE_KEY, element_coverage
 from universal_mfp.data.dataset import GraphDataset
 from universal_mfp.data.frame import Frame, check_finite_labels
 from universal_mfp.data.readers import read_frames
@@ -80,6 +81,14 @@ def read_sources_with_repeats(config: RunConfig) -> tuple[list[Frame], np.ndarra
         raise ValueError("no frame passes the data.elements / exclude_compositions / max_force filters")
     kept = [f for f, k in zip(frames, keep, strict=True) if k]
     return kept, np.asarray(repeats)[keep]
+
+
+def prior_sources(config: RunConfig) -> dict[str, list[str]]:
+    """For each fidelity a fidelity prior pulls, the fidelities it is pulled towards (its teachers)."""
+    sources: dict[str, list[str]] = {}
+    for spec in config.fidelity_priors:
+        sources.setdefault(spec.target, []).append(spec.source)
+    return sources
 
 
 def excluded_compositions(frames: Sequence[Frame], formulas: Sequence[str]) -> np.ndarray:
@@ -163,6 +172,7 @@ def train_from_config(
     model = normalised_model(train_frames, datasets["train"], model_config, seed=config.seed, isolated_atoms=isolated)
     summary = data_summary(frames, splits)
     summary.update(seed=config.seed, elements=model.config.element_symbols)
+    summary[COVERAGE_KEY] = element_coverage(train_frames, prior_sources(config))
     if isolated:
         summary["isolated_atom_energies"] = {fid: len(values) for fid, values in isolated.items()}
     train_repeats = repeats[np.asarray(splits["train"], dtype=int)]
