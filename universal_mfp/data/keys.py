@@ -30,6 +30,7 @@ HAS_STRESS = "has_stress"  # [B] bool, the structure carries a stress label
 
 # --- model outputs only -------------------------------------------------------------------------
 ATOMIC_ENERGIES = "atomic_energies"  # [N] float, eV, per-atom energy contributions
+NODE_FEATURES = "node_features"  # [N, F] float, final scalar node features (prediction only, no gradient)
 
 PER_ATOM_KEYS: frozenset[str] = frozenset({POSITIONS, ATOMIC_NUMBERS, BATCH, FORCES, ATOMIC_ENERGIES})
 PER_EDGE_KEYS: frozenset[str] = frozenset({EDGE_INDEX, EDGE_SHIFTS})

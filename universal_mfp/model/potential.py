@@ -229,12 +229,15 @@ class MultiFidelityPotential(nn.Module):
         energy = torch.zeros(num_structures, dtype=torch.float64, device=atomic.device)
         return energy.index_add(0, batch_index, atomic.to(torch.float64))
 
-    def energy_with_frozen_features(self, batch: dict[str, torch.Tensor], fidelity: int) -> torch.Tensor:
+    def energy_with_frozen_features(
+        self, batch: dict[str, torch.Tensor], fidelity: int, features: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Energy [B] (float64, eV) of each structure at fidelity index ``fidelity``, features without gradient.
 
         The node features (of the structure and of each element's lone atom) are computed without gradient, so
         only the readout and the element references receive one: the embedding and interaction layers learn
-        nothing from this energy.
+        nothing from this energy. ``features`` takes the structure's final node features when they are already
+        known (``forward(..., return_features=True)`` gives them for the same batch), saving a message pass.
 
         Used by the cross-fidelity prior in training (``training.fidelity_prior``), which shapes a fidelity's
         readout where that fidelity has no labels. No forces or stress.
@@ -244,20 +247,23 @@ class MultiFidelityPotential(nn.Module):
         batch_index = batch[keys.BATCH]
         species = self.species(batch[keys.ATOMIC_NUMBERS])
         node_fidelity = torch.full_like(batch_index, fidelity)
-        edge_index = batch[keys.EDGE_INDEX]
-        edge_vectors = self._edge_vectors(
-            batch[keys.POSITIONS].to(self.dtype),
-            batch[keys.CELL].to(self.dtype),
-            edge_index,
-            batch[keys.EDGE_SHIFTS].to(self.dtype),
-            batch_index,
-        )
         unique, inverse = torch.unique(species, return_inverse=True)
         lone_fidelity = torch.full_like(unique, fidelity)
         with torch.no_grad():
-            features = self._features(species, node_fidelity, edge_index, edge_vectors, recompute=True)
+            if features is None:
+                edge_index = batch[keys.EDGE_INDEX]
+                edge_vectors = self._edge_vectors(
+                    batch[keys.POSITIONS].to(self.dtype),
+                    batch[keys.CELL].to(self.dtype),
+                    edge_index,
+                    batch[keys.EDGE_SHIFTS].to(self.dtype),
+                    batch_index,
+                )
+                features = self._features(species, node_fidelity, edge_index, edge_vectors, recompute=True)
+            elif features.shape[0] != species.shape[0]:
+                raise ValueError(f"features for {features.shape[0]} atoms given for a batch of {species.shape[0]}")
             lone = self._lone_features(unique, lone_fidelity)
-        y = self._head(features, node_fidelity)
+        y = self._head(features.detach(), node_fidelity)
         y_isolated = self._head(lone, lone_fidelity)[inverse]
         atomic = self.element_references[node_fidelity, species] + self.energy_scale[node_fidelity] * (y - y_isolated)
         return self._per_structure(atomic, batch_index, batch[keys.FIDELITY].shape[0])
@@ -269,6 +275,7 @@ class MultiFidelityPotential(nn.Module):
         compute_forces: bool = True,
         compute_stress: bool = False,
         create_graph: bool | None = None,
+        return_features: bool = False,
     ) -> dict[str, torch.Tensor]:
         """Predict energy [B] (float64, eV) and, as asked, forces [N, 3] and stress [B, 3, 3].
 
@@ -277,6 +284,7 @@ class MultiFidelityPotential(nn.Module):
             compute_forces: also return forces (eV/Å).
             compute_stress: also return stress (eV/Å³, ASE convention; zero for non-periodic structures).
             create_graph: keep the derivative graph; defaults to ``self.training``.
+            return_features: also return the final node features, detached (``keys.NODE_FEATURES``).
 
         Raises:
             ValueError: on an element the model does not know or a fidelity index out of range.
@@ -294,15 +302,18 @@ class MultiFidelityPotential(nn.Module):
         scale = self.energy_scale[node_fidelity]
         y_isolated = self._isolated_readout(species, node_fidelity)
         create_graph = self.training if create_graph is None else create_graph
+        kept: dict[str, torch.Tensor] = {}
 
         def energy_fn(positions: torch.Tensor, cell: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             edge_vectors = self._edge_vectors(positions, cell, edge_index, edge_shifts, batch_index)
             # without create_graph, no derivative is differentiated again: use the memory-lean message pass
             features = self._features(species, node_fidelity, edge_index, edge_vectors, recompute=not create_graph)
+            if return_features:
+                kept[keys.NODE_FEATURES] = features.detach()
             atomic = reference + scale * (self._head(features, node_fidelity) - y_isolated)
             return self._per_structure(atomic, batch_index, num_structures), atomic
 
-        return energy_forces_stress(
+        out = energy_forces_stress(
             energy_fn,
             batch[keys.POSITIONS].to(self.dtype),
             batch[keys.CELL].to(self.dtype),
@@ -312,6 +323,8 @@ class MultiFidelityPotential(nn.Module):
             compute_stress=compute_stress,
             create_graph=create_graph,
         )
+        out.update(kept)
+        return out
 
 
 def count_parameters(model: nn.Module) -> int:

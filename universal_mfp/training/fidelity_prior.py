@@ -135,9 +135,16 @@ class FidelityPrior:
         return total / counts.clamp(min=1.0), uncovered == 0
 
     def loss_sum(
-        self, model: MultiFidelityPotential, batch: Mapping[str, torch.Tensor], source_energy: torch.Tensor
+        self,
+        model: MultiFidelityPotential,
+        batch: Mapping[str, torch.Tensor],
+        source_energy: torch.Tensor,
+        features: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Weighted sum of the prior penalties over the batch's source-fidelity structures, and their count."""
+        """Weighted sum of the prior penalties over the batch's source-fidelity structures, and their count.
+
+        ``features``: the batch's final node features from the same forward pass (saves a message pass).
+        """
         species = model.species(batch[keys.ATOMIC_NUMBERS])
         num_structures = batch[keys.FIDELITY].shape[0]
         shift, covered = self.shifts(species, batch[keys.BATCH], num_structures)
@@ -145,7 +152,7 @@ class FidelityPrior:
         if not bool(mask.any()):
             zero = source_energy.new_zeros(())
             return zero, zero
-        target_energy = model.energy_with_frozen_features(dict(batch), self.target)
+        target_energy = model.energy_with_frozen_features(dict(batch), self.target, features)
         num_atoms = batch[keys.NUM_ATOMS].to(torch.float64)
         error = (target_energy - source_energy.detach().to(torch.float64)) / num_atoms - shift
         return self.weight * (mask * error.square()).sum(), mask.to(torch.float64).sum()
@@ -166,12 +173,16 @@ class FidelityPriors:
         return self
 
     def loss_sum(
-        self, model: MultiFidelityPotential, batch: Mapping[str, torch.Tensor], source_energy: torch.Tensor
+        self,
+        model: MultiFidelityPotential,
+        batch: Mapping[str, torch.Tensor],
+        source_energy: torch.Tensor,
+        features: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Summed penalties of every prior over the batch, and the summed counts of the structures they cover."""
-        total, count = self.priors[0].loss_sum(model, batch, source_energy)
+        total, count = self.priors[0].loss_sum(model, batch, source_energy, features)
         for prior in self.priors[1:]:
-            more, more_count = prior.loss_sum(model, batch, source_energy)
+            more, more_count = prior.loss_sum(model, batch, source_energy, features)
             total, count = total + more, count + more_count
         return total, count
 

@@ -206,13 +206,19 @@ class Trainer:
         if len(local) > 0:
             batch = batch_to(self.train_set.collate(local), device)
             out = self.model(
-                batch, compute_forces=self.compute_forces, compute_stress=self.compute_stress, create_graph=True
+                batch,
+                compute_forces=self.compute_forces,
+                compute_stress=self.compute_stress,
+                create_graph=True,
+                return_features=self.prior is not None,
             )
             sums, counts = loss_sums(
                 out, batch, self.loss_weights, kind=self.settings.loss_kind, huber_delta=self.settings.huber_delta
             )
-            if self.prior is not None:
-                sums[PRIOR_TERM], counts[PRIOR_TERM] = self.prior.loss_sum(self.model, batch, out[keys.ENERGY])
+            if self.prior is not None:  # the prior's heads read the features of this forward pass
+                sums[PRIOR_TERM], counts[PRIOR_TERM] = self.prior.loss_sum(
+                    self.model, batch, out[keys.ENERGY], out[keys.NODE_FEATURES]
+                )
         else:  # more ranks than structures in this batch: contribute nothing
             sums = {t: torch.zeros((), dtype=torch.float64, requires_grad=True) for t in self.terms}
             counts = {t: torch.zeros((), dtype=torch.float64) for t in self.terms}
