@@ -12,13 +12,47 @@ import argparse
 import json
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
+from universal_mfp.data.coverage import is_teacher_labelled
 from universal_mfp.data.dataset import GraphDataset
+from universal_mfp.data.frame import Frame
 from universal_mfp.data.splits import split_by_group
+from universal_mfp.model.potential import MultiFidelityPotential
 from universal_mfp.models import load_model
-from universal_mfp.training.config import load_run_config
+from universal_mfp.training.config import RunConfig, load_run_config
 from universal_mfp.training.evaluation import evaluate_errors
 from universal_mfp.training.run import read_sources
+
+
+def source_name(frame: Frame) -> str:
+    """The data source a frame came from: the teacher (``teacher:chgnet:r2scan``) or the file name's stem."""
+    if is_teacher_labelled(frame):
+        return str(frame.info.get("source"))
+    return Path(str(frame.info.get("frame_id", "?")).split(":")[0]).name
+
+
+def errors_table(
+    model: MultiFidelityPotential, config: RunConfig, splits_wanted: tuple[str, ...] = ("train", "val", "test")
+) -> list[dict[str, Any]]:
+    """Energy, force and stress errors per (source, split, fidelity) of the run's data, split as in training."""
+    frames = read_sources(config)
+    splits = split_by_group(
+        frames, val_fraction=config.data.val_fraction, test_fraction=config.data.test_fraction, seed=config.seed
+    )
+    groups: dict[tuple[str, str], list] = defaultdict(list)
+    for split, indices in splits.items():
+        if split not in splits_wanted:
+            continue
+        for i in indices:
+            groups[(source_name(frames[i]), split)].append(frames[i])
+    table = []
+    for (source, split), subset in sorted(groups.items()):
+        errors = evaluate_errors(model, GraphDataset(subset, model.config.cutoff, model.fidelities)).errors
+        for fidelity, values in errors.items():
+            if values.get("n_energy") or values.get("n_forces"):
+                table.append({"source": source, "split": split, "fidelity": fidelity, **values})
+    return table
 
 
 def main() -> None:
@@ -27,28 +61,12 @@ def main() -> None:
     parser.add_argument("--config", type=Path, required=True)
     parser.add_argument("--output", type=Path, default=None, help="JSON file for the table")
     args = parser.parse_args()
-    model = load_model(args.model).model
-    config = load_run_config(args.config)
-    frames = read_sources(config)
-    splits = split_by_group(
-        frames, val_fraction=config.data.val_fraction, test_fraction=config.data.test_fraction, seed=config.seed
-    )
-    groups: dict[tuple[str, str], list] = defaultdict(list)
-    for split, indices in splits.items():
-        for i in indices:
-            source = Path(str(frames[i].info.get("frame_id", "?")).split(":")[0]).name
-            groups[(source, split)].append(frames[i])
-    table = []
-    print(f"{'source':45s} {'split':5s} {'fidelity':8s} {'n':>5s} {'E MAE':>9s} {'F MAE':>9s} {'S MAE':>7s}")
-    for (source, split), subset in sorted(groups.items()):
-        errors = evaluate_errors(model, GraphDataset(subset, model.config.cutoff, model.fidelities)).errors
-        for fidelity, values in errors.items():
-            if not values.get("n_energy"):
-                continue
-            row = {"source": source, "split": split, "fidelity": fidelity, **values}
-            table.append(row)
-            e, f, s = (values.get(f"{q}_mae", float("nan")) for q in ("energy", "forces", "stress"))
-            print(f"{source:45s} {split:5s} {fidelity:8s} {values['n_energy']:5d} {e:9.1f} {f:9.1f} {s:7.3f}")
+    table = errors_table(load_model(args.model).model, load_run_config(args.config))
+    print(f"{'source':45s} {'split':5s} {'fidelity':13s} {'n':>5s} {'E MAE':>9s} {'F MAE':>9s} {'S MAE':>7s}")
+    for row in table:
+        e, f, s = (row.get(f"{q}_mae", float("nan")) for q in ("energy", "forces", "stress"))
+        n = row.get("n_energy") or row.get("n_forces")
+        print(f"{row['source']:45s} {row['split']:5s} {row['fidelity']:13s} {n:5d} {e:9.1f} {f:9.1f} {s:7.3f}")
     if args.output is not None:
         args.output.write_text(json.dumps(table, indent=1))
 
