@@ -35,6 +35,7 @@ from universal_mfp_pipelines.shard_runner import (
 )
 from universal_mfp_pipelines.splits import DEFAULT_FRACTIONS, assign_split, validate_fractions
 
+from universal_mfp.data.coverage import TEACHER_SOURCE_PREFIX
 from universal_mfp.data.frame import Frame
 from universal_mfp.data.shards import write_shard
 from universal_mfp.files import atomic_write_json, sha256_file
@@ -103,7 +104,7 @@ def label_structures(
                 {
                     "frame_id": f"{structure_id}:{fidelity}",
                     "structure_id": structure_id,
-                    "source": f"teacher:{teacher.provenance.spec}",
+                    "source": f"{TEACHER_SOURCE_PREFIX}{teacher.provenance.spec}",
                     "composition_group": group,
                     "split": split,
                 }
