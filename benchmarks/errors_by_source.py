@@ -17,12 +17,11 @@ from typing import Any
 from universal_mfp.data.coverage import is_teacher_labelled
 from universal_mfp.data.dataset import GraphDataset
 from universal_mfp.data.frame import Frame
-from universal_mfp.data.splits import split_by_group
 from universal_mfp.model.potential import MultiFidelityPotential
 from universal_mfp.models import load_model
 from universal_mfp.training.config import RunConfig, load_run_config
 from universal_mfp.training.evaluation import evaluate_errors
-from universal_mfp.training.run import read_sources
+from universal_mfp.training.run import read_sources, run_splits
 
 
 def source_name(frame: Frame) -> str:
@@ -37,9 +36,7 @@ def errors_table(
 ) -> list[dict[str, Any]]:
     """Energy, force and stress errors per (source, split, fidelity) of the run's data, split as in training."""
     frames = read_sources(config)
-    splits = split_by_group(
-        frames, val_fraction=config.data.val_fraction, test_fraction=config.data.test_fraction, seed=config.seed
-    )
+    splits, _, _ = run_splits(config, frames, model.fidelities, model.config.elements, cutoff=model.config.cutoff)
     groups: dict[tuple[str, str], list] = defaultdict(list)
     for split, indices in splits.items():
         if split not in splits_wanted:

@@ -168,7 +168,8 @@ def test_run_with_the_prior(small_real_set, tmp_path):
 @pytest.mark.parametrize(
     ("prior", "message"),
     [
-        ({"table": "x.csv", "element_offsets": "o.json"}, "not both"),
+        ({"table": "x.csv", "element_offsets": "o.json"}, "give one of"),
+        ({"element_offsets": "o.json", "shift_from_references": True}, "give one of"),
         ([{"table": "x.csv"}, "o.json"], "must be a mapping"),
         ({"table": "x.csv", "weight": 0.0}, "weight must be positive"),
         ({"table": "x.csv", "source": "pbe", "target": "pbe"}, "both 'pbe'"),
@@ -206,6 +207,32 @@ def test_measured_element_offsets_become_the_shift(tmp_path):
     assert shift.element_shift["Fe"] == -0.5 and shift.fit["elements_measured"] == 2.0
     _, covered = prior.shifts(model.species(batch[keys.ATOMIC_NUMBERS]), batch[keys.BATCH], len(atoms_list))
     assert covered.all()
+
+
+def test_shift_from_references_ties_binding_energies():
+    """``shift_from_references``: Δ = ref_target − ref_source per element, so a model whose two fidelities have the
+    same binding energy (energy minus references) on every structure pays no prior at all."""
+    model = small_model("linear_delta")
+    with torch.no_grad():
+        model.fidelity_delta.zero_()
+        model.energy_scale.fill_(0.9)
+        offsets = torch.tensor([0.3, -1.2, 2.5, -0.4, 7.0, -20.0], dtype=model.dtype)
+        model.element_references[1] = model.element_references[0] + offsets
+    prior, shift = build_fidelity_prior(FidelityPriorSpec(shift_from_references=True), model)
+    assert shift.element_shift == pytest.approx(dict(zip(model.config.element_symbols, offsets.tolist(), strict=True)))
+    assert shift.fit == {"from_references": 1.0}
+    for atoms in structures():
+        batch = batch_of([atoms], model)
+        total, count = prior.loss_sum(model, batch, model(batch, compute_forces=False)[keys.ENERGY])
+        assert float(count) == 1.0 and float(total.detach()) == pytest.approx(0.0, abs=1e-10)
+    with torch.no_grad():  # a binding energy that differs by 0.1 eV/atom costs weight x 0.01
+        model.element_references[1, 0] += 0.1  # H: not in these structures ...
+        model.element_references[1, 1] += 0.1  # ... Li is
+    batch = batch_of([structures()[0]], model)
+    total, _ = prior.loss_sum(model, batch, model(batch, compute_forces=False)[keys.ENERGY])
+    assert float(total.detach()) == pytest.approx((2 / 3 * 0.1) ** 2, rel=1e-6)
+    with pytest.raises(ValueError, match="no fidelity 'r2scan_chgnet'"):
+        build_fidelity_prior(FidelityPriorSpec(target="r2scan_chgnet", shift_from_references=True), model)
 
 
 @pytest.mark.parametrize(

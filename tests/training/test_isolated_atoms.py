@@ -131,6 +131,49 @@ def test_teacher_fidelity_takes_a_real_fidelitys_energies_minus_offsets(tmp_path
         isolated_atom_energies(frames, fidelities, sources, cutoff=5.0)
 
 
+def test_unmeasured_teacher_elements_take_the_other_teachers_cohesive_energy(tmp_path):
+    """``fallback_cohesive_from``: an element without a measured offset gets the E0 that gives the teacher's
+    lowest elemental crystal the other fidelity's binding energy, not the default offset (which can be tens of
+    eV/atom off for a teacher that never saw the element); one that cannot be matched is left to least squares."""
+    frames = [
+        _bulk("W", 2, -12.96, "pbe"),
+        _bulk("W", 2, -13.0, "r2scan"),
+        _bulk("W", 2, -12.5, "pbe_chgnet"),
+        _bulk("W", 2, -12.4, "r2scan_chgnet"),
+        _bulk("Po", 2, -4.0, "pbe_chgnet"),  # Po: no offset measured; the r2SCAN teacher is on a GGA-like scale
+        _bulk("Po", 1, -3.1, "pbe_chgnet"),
+        _bulk("Po", 2, -5.0, "r2scan_chgnet"),
+        _bulk("Rn", 2, -0.5, "r2scan_chgnet"),  # Rn: no offset and no GGA teacher crystal
+        _bulk("At", 2, -3.0, "r2scan_chgnet"),  # At: a GGA teacher crystal but no GGA free-atom energy
+        _bulk("At", 2, -2.0, "pbe_chgnet"),
+    ]
+    e0 = tmp_path / "e0.json"
+    e0.write_text(
+        json.dumps({"pbe": {"W": -4.57, "Po": -1.0, "Rn": -0.1}, "r2scan": {"W": -8.0, "Po": -60.0, "Rn": -62.0}})
+    )
+    offsets = tmp_path / "offsets.json"
+    offsets.write_text(json.dumps({"element_offsets": {"W": 0.25}, "default_offset": -0.02}))
+    sources = {
+        "pbe": IsolatedAtomSource(file=e0, key="pbe"),
+        "r2scan": IsolatedAtomSource(file=e0, key="r2scan"),
+        "pbe_chgnet": IsolatedAtomSource(same_as="pbe"),
+        "r2scan_chgnet": IsolatedAtomSource(same_as="r2scan", offsets=offsets, fallback_cohesive_from="pbe_chgnet"),
+    }
+    fidelities = ("pbe", "r2scan", "pbe_chgnet", "r2scan_chgnet")
+    found = isolated_atom_energies(frames, fidelities, sources, cutoff=5.0)
+    # W: measured offset; Po: binding energy of CHGNet 0.3.0's lowest Po crystal (-4.0 - -1.0 = -3.0 eV/atom)
+    assert found["r2scan_chgnet"] == {74: pytest.approx(-8.0 - 0.25), 84: pytest.approx(-5.0 - (-4.0 + 1.0))}
+    # without the fallback, Po and Rn take the default offset: Po's binding energy would be +55 eV/atom
+    plain = {**sources, "r2scan_chgnet": IsolatedAtomSource(same_as="r2scan", offsets=offsets)}
+    found = isolated_atom_energies(frames, fidelities, plain, cutoff=5.0)
+    assert found["r2scan_chgnet"][84] == pytest.approx(-60.0 + 0.02) and 86 in found["r2scan_chgnet"]
+    with pytest.raises(ValueError, match="give 'same_as' too"):
+        IsolatedAtomSource(file=e0, fallback_cohesive_from="pbe")
+    looped = {**sources, "pbe_chgnet": IsolatedAtomSource(same_as="pbe", fallback_cohesive_from="r2scan_chgnet")}
+    with pytest.raises(ValueError, match="is itself completed by a cohesive match"):
+        isolated_atom_energies(frames, fidelities, looped, cutoff=5.0)
+
+
 def test_given_references_are_kept_and_the_rest_fitted():
     rng = np.random.default_rng(1)
     elements = (1, 8, 14)

@@ -41,6 +41,8 @@ class DataSettings:
 
     ``elements`` restricts the run to frames made only of these elements (and the model to them);
     ``max_force`` drops frames with any force component larger than this (eV/Å);
+    ``max_binding_energy`` drops frames whose energy per atom lies further than this (eV/atom) from the sum of
+    their element references (fitted on the training frames), i.e. failed labels (``run.binding_energy_outliers``);
     ``exclude_compositions`` drops every frame, of every source, whose reduced formula is one of these (the
     materials that evaluations judge the model on stay out of training, validation and every fit);
     ``isolated_atom_energies`` says, per fidelity, where the free-atom energies that become the element
@@ -54,6 +56,7 @@ class DataSettings:
     fidelities: tuple[str, ...] | None = None
     elements: tuple[int, ...] | None = None
     max_force: float | None = None
+    max_binding_energy: float | None = None
     exclude_compositions: tuple[str, ...] = ()
     isolated_atom_energies: Mapping[str, IsolatedAtomSource] = field(default_factory=dict)
 
@@ -125,6 +128,7 @@ def parse_run_config(raw: Mapping[str, Any], *, base_dir: Path) -> RunConfig:
             "fidelities",
             "elements",
             "max_force",
+            "max_binding_energy",
             "exclude_compositions",
             "isolated_atom_energies",
         },
@@ -150,7 +154,7 @@ def parse_run_config(raw: Mapping[str, Any], *, base_dir: Path) -> RunConfig:
         _check_keys(
             f"data.isolated_atom_energies.{fidelity}",
             spec,
-            {"file", "key", "info_key", "dissociated_dimers", "cohesive_from", "same_as", "offsets"},
+            {f.name for f in dataclasses.fields(IsolatedAtomSource)},
         )
         for key in ("file", "offsets"):
             if key in spec:
@@ -180,6 +184,9 @@ def parse_run_config(raw: Mapping[str, Any], *, base_dir: Path) -> RunConfig:
             fidelities=tuple(data["fidelities"]) if data.get("fidelities") else None,
             elements=tuple(_atomic_number(z) for z in data["elements"]) if data.get("elements") else None,
             max_force=float(data["max_force"]) if data.get("max_force") is not None else None,
+            max_binding_energy=(
+                float(data["max_binding_energy"]) if data.get("max_binding_energy") is not None else None
+            ),
             exclude_compositions=_reduced_formulas(data.get("exclude_compositions") or ()),
             isolated_atom_energies=isolated,
         ),

@@ -46,7 +46,10 @@ class FidelityPriorSpec:
     - ``element_offsets``: a JSON of measured per-element offsets (``umfp data offsets``: a teacher fidelity
       against the real setup it imitates); elements it has no offset for take its ``default_offset`` when it
       gives one, else structures with them are left out;
-    - neither: ``Δ = 0`` for every element (two fidelities on the same energy scale, e.g. a teacher of MP's
+    - ``shift_from_references``: ``Δ`` per element is the difference of the model's element references,
+      ``ref_target − ref_source``, so the prior ties binding energies (energy minus the references) and always
+      agrees with however the references were set (measured offsets, cohesive matches, defaults);
+    - none: ``Δ = 0`` for every element (two fidelities on the same energy scale, e.g. a teacher of MP's
       raw GGA(+U) and the real ``pbe``).
     """
 
@@ -57,14 +60,16 @@ class FidelityPriorSpec:
     weight: float = 1.0
     exclude: tuple[str, ...] = ()
     target_element_energies: Path | None = None
+    shift_from_references: bool = False
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.weight) and self.weight > 0):
             raise ValueError(f"fidelity_prior.weight must be positive, got {self.weight}")
         if self.source == self.target:
             raise ValueError(f"fidelity_prior: source and target are both {self.source!r}")
-        if self.table is not None and self.element_offsets is not None:
-            raise ValueError("fidelity_prior: give 'table' or 'element_offsets', not both")
+        given = [self.table is not None, self.element_offsets is not None, self.shift_from_references]
+        if sum(given) > 1:
+            raise ValueError("fidelity_prior: give one of 'table', 'element_offsets' and 'shift_from_references'")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form for a checkpoint's training record: file names, not the paths of this machine."""
@@ -78,6 +83,7 @@ class FidelityPriorSpec:
             "target_element_energies": None
             if self.target_element_energies is None
             else self.target_element_energies.name,
+            "shift_from_references": self.shift_from_references,
         }
 
 
@@ -187,6 +193,22 @@ class FidelityPriors:
         return total, count
 
 
+def references_shift(model: MultiFidelityPotential, *, source: str, target: str) -> CompositionShift:
+    """``Δ`` per element = the model's ``ref_target − ref_source`` (eV/atom), for every element of the model.
+
+    Raises:
+        ValueError: if the model lacks one of the two fidelities.
+    """
+    for name in (source, target):
+        if name not in model.fidelities:
+            raise ValueError(f"fidelity_prior: the model has no fidelity {name!r}; it has {list(model.fidelities)}")
+    references = model.element_references.detach().to(torch.float64).cpu()
+    difference = references[model.fidelities.index(target)] - references[model.fidelities.index(source)]
+    symbols = model.config.element_symbols
+    element_shift = {s: float(d) for s, d in zip(symbols, difference.tolist(), strict=True)}
+    return CompositionShift(source, target, element_shift, fit={"from_references": 1.0})
+
+
 def build_fidelity_prior(
     spec: FidelityPriorSpec, model: MultiFidelityPotential
 ) -> tuple[FidelityPrior, CompositionShift]:
@@ -206,7 +228,9 @@ def build_fidelity_prior(
 
     if spec.table is None:
         symbols = model.config.element_symbols
-        if spec.element_offsets is None:
+        if spec.shift_from_references:
+            shift = references_shift(model, source=spec.source, target=spec.target)
+        elif spec.element_offsets is None:
             shift = CompositionShift(spec.source, spec.target, {s: 0.0 for s in symbols}, fit={"zero_shift": 1.0})
         else:
             shift = element_offsets_shift(spec.element_offsets, symbols, source=spec.source, target=spec.target)

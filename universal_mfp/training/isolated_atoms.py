@@ -17,6 +17,13 @@ the binding. Each fidelity's E0 come from the first of these that has the elemen
   ``E_other - E_this`` per atom, its ``default_offset`` for elements it did not measure) when given. For a
   teacher fidelity on the scale of a real one (``pbe_chgnet`` as ``pbe``; ``r2scan_chgnet`` as ``r2scan`` minus
   the MatPES-minus-MP r2SCAN offsets), so the two fidelities' networks learn the same binding energies.
+  With ``fallback_cohesive_from``, the elements the offsets did not measure take, instead of the default
+  offset, the E0 that gives this fidelity's lowest pure-element bulk the cohesive energy it has at that other
+  fidelity (e.g. ``r2scan_chgnet`` from ``pbe_chgnet``: the r2SCAN teacher's binding energy of an element it was
+  never calibrated on is taken to be the GGA teacher's); elements that cannot be matched either (the other
+  fidelity has no E0 for them) are left to least squares, not given the default offset. A default offset is
+  only right when the two setups differ by a small amount for every element; for a teacher that extrapolates
+  to elements its training data lacked they can differ by tens of eV/atom.
 
 Elements none of these cover keep least-squares references (see ``statistics.fit_element_references``).
 """
@@ -50,6 +57,7 @@ class IsolatedAtomSource:
     cohesive_from: str | None = None
     same_as: str | None = None
     offsets: Path | None = None
+    fallback_cohesive_from: str | None = None
 
     def __post_init__(self) -> None:
         given = (self.file, self.info_key, self.dissociated_dimers or None, self.cohesive_from, self.same_as)
@@ -59,6 +67,8 @@ class IsolatedAtomSource:
             )
         if self.offsets is not None and self.same_as is None:
             raise ValueError("isolated-atom 'offsets' shift another fidelity's energies; give 'same_as' too")
+        if self.fallback_cohesive_from is not None and self.same_as is None:
+            raise ValueError("isolated-atom 'fallback_cohesive_from' completes a 'same_as' copy; give 'same_as' too")
         if self.key is not None and self.file is None:
             raise ValueError("isolated-atom 'key' selects a section of 'file'; give the file too")
 
@@ -199,19 +209,64 @@ def isolated_atom_energies(
         }
         out[fidelity].update(new)
         logger.info("fidelity %s: %d isolated-atom energies from cohesive energies at %s", fidelity, len(new), other)
-    for fidelity, source in sources.items():  # third pass: copies of a fidelity's final E0
-        if source.same_as is None:
-            continue
+    # third pass: copies of a fidelity's final E0; those completed by a cohesive match after the plain copies
+    copies = sorted((s.fallback_cohesive_from is not None, f) for f, s in sources.items() if s.same_as is not None)
+    for _, fidelity in copies:
+        source = sources[fidelity]
         if source.same_as not in out or source.same_as == fidelity or sources[source.same_as].same_as is not None:
             raise ValueError(
                 f"isolated-atom energies of {fidelity}: same_as {source.same_as!r} has no energies of its own"
             )
         shift = _offsets(source.offsets) if source.offsets is not None else {}
         default = shift.pop(0, 0.0)
-        new = {z: e - shift.get(z, default) for z, e in out[source.same_as].items() if z not in out[fidelity]}
+        fallback: dict[int, float] = {}
+        if source.fallback_cohesive_from is not None:
+            fallback = _cohesive_matches(frames, out, fidelity, source.fallback_cohesive_from, sources)
+        new: dict[int, float] = {}
+        for z in sorted(out[source.same_as].keys() | fallback.keys()):
+            if z in out[fidelity]:
+                continue
+            if z in shift and z in out[source.same_as]:
+                new[z] = out[source.same_as][z] - shift[z]
+            elif z in fallback:
+                new[z] = fallback[z]
+            elif source.fallback_cohesive_from is None:
+                new[z] = out[source.same_as][z] - default
+            # else: neither measured nor matched (the other fidelity has no E0 for it): left to least squares
         out[fidelity].update(new)
-        logger.info("fidelity %s: %d isolated-atom energies as %s", fidelity, len(new), source.same_as)
+        measured = sum(z in shift for z in new)
+        matched = sum(z in fallback and z not in shift for z in new)
+        logger.info(
+            "fidelity %s: %d isolated-atom energies as %s (%d with a measured offset, %d by cohesive energy at %s)",
+            fidelity,
+            len(new),
+            source.same_as,
+            measured,
+            matched,
+            source.fallback_cohesive_from,
+        )
     return out
+
+
+def _cohesive_matches(
+    frames: Sequence[Frame],
+    out: Mapping[str, Mapping[int, float]],
+    fidelity: str,
+    other: str,
+    sources: Mapping[str, IsolatedAtomSource],
+) -> dict[int, float]:
+    """E0 of ``fidelity`` that give its lowest pure-element bulk the cohesive energy it has at ``other``."""
+    if other == fidelity or other not in out:
+        raise ValueError(f"isolated-atom energies of {fidelity}: fallback_cohesive_from {other!r} has no energies")
+    if sources.get(other) is not None and sources[other].fallback_cohesive_from is not None:
+        raise ValueError(
+            f"isolated-atom energies of {fidelity}: fallback_cohesive_from {other!r} is itself completed by a "
+            "cohesive match; name a fidelity whose energies are final"
+        )
+    own_bulk = lowest_bulk_energies([f for f in frames if f.fidelity == fidelity])
+    other_bulk = lowest_bulk_energies([f for f in frames if f.fidelity == other])
+    common = own_bulk.keys() & other_bulk.keys() & out[other].keys()
+    return {z: own_bulk[z] - (other_bulk[z] - out[other][z]) for z in common}
 
 
 def _offsets(path: Path) -> dict[int, float]:

@@ -83,6 +83,55 @@ def read_sources_with_repeats(config: RunConfig) -> tuple[list[Frame], np.ndarra
     return kept, np.asarray(repeats)[keep]
 
 
+def run_splits(
+    config: RunConfig, frames: Sequence[Frame], fidelities: Sequence[str], elements: Sequence[int], *, cutoff: float
+) -> tuple[dict[str, list[int]], dict[str, dict[int, float]], dict[str, int]]:
+    """The run's splits (frame indices), its isolated-atom energies, and the binding-energy outliers left out.
+
+    Everything is fitted on the training split only. With ``data.max_binding_energy`` the frames of every split
+    whose binding energy exceeds it (``binding_energy_outliers``, with the training references) are left out.
+    """
+    splits = split_by_group(
+        frames, val_fraction=config.data.val_fraction, test_fraction=config.data.test_fraction, seed=config.seed
+    )
+    train_frames = [frames[i] for i in splits["train"]]
+    isolated = isolated_atom_energies(  # from training frames only: no validation or test energy leaks in
+        train_frames, fidelities, config.data.isolated_atom_energies, cutoff=cutoff
+    )
+    dropped: dict[str, int] = {}
+    if config.data.max_binding_energy is not None:
+        references, _ = fit_element_references(train_frames, elements, fidelities, fixed=isolated)
+        far = binding_energy_outliers(frames, references, elements, fidelities, config.data.max_binding_energy)
+        dropped = {name: int(far[np.asarray(idx, dtype=int)].sum()) for name, idx in splits.items()}
+        splits = {name: [i for i in idx if not far[i]] for name, idx in splits.items()}
+        logger.info("left out %s frames whose binding energy exceeds the limit", dropped)
+    return splits, isolated, dropped
+
+
+def binding_energy_outliers(
+    frames: Sequence[Frame],
+    references: np.ndarray,
+    elements: Sequence[int],
+    fidelities: Sequence[str],
+    limit: float,
+) -> np.ndarray:
+    """Which frames' binding energy, ``|E − Σ ref| / N`` with their fidelity's references, exceeds ``limit``.
+
+    Real binding energies stay within about 10 eV/atom of free atoms; far larger ones are labels that failed
+    (e.g. a teacher network extrapolating to a structure unlike its training data). Frames without an energy
+    are never outliers.
+    """
+    column = {int(z): k for k, z in enumerate(elements)}
+    row = {name: f for f, name in enumerate(fidelities)}
+    out = np.zeros(len(frames), dtype=bool)
+    for i, frame in enumerate(frames):
+        if frame.energy is None or frame.fidelity not in row:
+            continue
+        reference = references[row[frame.fidelity], [column[int(z)] for z in frame.numbers]].sum()
+        out[i] = abs(float(frame.energy) - reference) / frame.num_atoms > limit
+    return out
+
+
 def prior_sources(config: RunConfig) -> dict[str, list[str]]:
     """For each fidelity a fidelity prior pulls, the fidelities it is pulled towards (its teachers)."""
     sources: dict[str, list[str]] = {}
@@ -158,21 +207,18 @@ def train_from_config(
     frames, repeats = read_sources_with_repeats(config)
     fidelities = config.data.fidelities or ordered_fidelities(frames)
     elements = config.data.elements or tuple(sorted({int(z) for f in frames for z in np.unique(f.numbers)}))
-    splits = split_by_group(
-        frames, val_fraction=config.data.val_fraction, test_fraction=config.data.test_fraction, seed=config.seed
-    )
     model_config = ModelConfig(elements=elements, fidelities=fidelities, **config.model)
+    splits, isolated, dropped = run_splits(config, frames, fidelities, elements, cutoff=model_config.cutoff)
+    train_frames = [frames[i] for i in splits["train"]]
     datasets = {
         name: GraphDataset([frames[i] for i in idx], model_config.cutoff, fidelities) for name, idx in splits.items()
     }
-    train_frames = [frames[i] for i in splits["train"]]
-    isolated = isolated_atom_energies(  # from training frames only: no validation or test energy leaks in
-        train_frames, fidelities, config.data.isolated_atom_energies, cutoff=model_config.cutoff
-    )
     model = normalised_model(train_frames, datasets["train"], model_config, seed=config.seed, isolated_atoms=isolated)
     summary = data_summary(frames, splits)
     summary.update(seed=config.seed, elements=model.config.element_symbols)
     summary[COVERAGE_KEY] = element_coverage(train_frames, prior_sources(config))
+    if config.data.max_binding_energy is not None:
+        summary["binding_energy_outliers_left_out"] = dropped
     if isolated:
         summary["isolated_atom_energies"] = {fid: len(values) for fid, values in isolated.items()}
     train_repeats = repeats[np.asarray(splits["train"], dtype=int)]
