@@ -8,6 +8,9 @@ measured here: the teacher labels each real elemental ground state of the target
 
     offset[element] = (E_target_DFT - E_teacher) / N_atoms   (eV/atom)
 
+(the median over the element's frames when the file holds several, e.g. MP's GGA polymorphs of each element:
+the teacher's own error on one odd polymorph does not become the offset).
+
 The training prior ``r2scan ≈ r2scan_chgnet + Σ offsets`` reads the JSON this writes. Only the frames the
 project's split rule puts in *training* are used (the bundled model's seed and fractions), so no validation
 or test energy enters the fit; elements whose ground state is held out get none, and the file's
@@ -55,7 +58,7 @@ def teacher_element_offsets(
     validate_fidelity_name(target)
     teacher = load_teacher(teacher_spec)
     frames = read_extxyz(frames_file, fidelity=target)
-    offsets: dict[str, float] = {}
+    measured: dict[str, list[float]] = {}
     held_out: list[str] = []
     failed: dict[str, str] = {}
     for frame in frames:
@@ -71,9 +74,8 @@ def teacher_element_offsets(
         except TeacherError as error:
             failed[element] = str(error)
             continue
-        offset = (float(frame.energy) - label.energy) / frame.num_atoms
-        if element not in offsets or abs(offset) < abs(offsets[element]):
-            offsets[element] = round(offset, 6)
+        measured.setdefault(element, []).append((float(frame.energy) - label.energy) / frame.num_atoms)
+    offsets = {element: round(float(statistics.median(values)), 6) for element, values in measured.items()}
     if not offsets:
         raise ValueError(f"{frames_file}: no elemental frame with an energy in the training split")
     logger.info("offsets for %d elements; %d held out, %d failed", len(offsets), len(held_out), len(failed))
@@ -85,9 +87,10 @@ def teacher_element_offsets(
         "split_rule": {"val_fraction": val_fraction, "test_fraction": test_fraction, "seed": seed},
         "teacher": asdict(teacher.provenance),
         "element_offsets": dict(sorted(offsets.items())),
+        "frames_per_element": {element: len(values) for element, values in sorted(measured.items())},
         # for elements without a measured offset (held out or missing): the median of the measured ones
         "default_offset": round(float(statistics.median(offsets.values())), 6),
-        "held_out_elements": sorted(set(held_out)),
+        "held_out_elements": sorted(set(held_out) - set(offsets)),
         "failed": failed,
     }
 
