@@ -33,11 +33,10 @@ import numpy as np
 from errors_by_source import errors_table
 
 from universal_mfp.data.coverage import ElementCoverage, is_teacher_labelled
-from universal_mfp.data.splits import split_by_group
 from universal_mfp.inference import predict_structures
 from universal_mfp.models import LoadedModel, load_model
 from universal_mfp.training.config import RunConfig, load_run_config
-from universal_mfp.training.run import read_sources
+from universal_mfp.training.run import read_sources, run_splits
 
 HERE = Path(__file__).resolve().parent
 TEACHER_FIDELITIES = ("pbe_chgnet", "r2scan_chgnet")
@@ -80,9 +79,8 @@ def fallback_goal(loaded: LoadedModel, config: RunConfig) -> dict[str, Any]:
         raise SystemExit("the checkpoint records no element coverage; the fallback goal needs it")
     real_r2scan = coverage.dft.get("r2scan", frozenset())
     frames = read_sources(config)
-    splits = split_by_group(
-        frames, val_fraction=config.data.val_fraction, test_fraction=config.data.test_fraction, seed=config.seed
-    )
+    model = loaded.model
+    splits, _, _ = run_splits(config, frames, model.fidelities, model.config.elements, cutoff=model.config.cutoff)
     groups: dict[str, list] = defaultdict(list)
     for i in splits["test"]:
         frame = frames[i]
