@@ -14,6 +14,8 @@ import torch
 from e3nn import o3
 from torch import nn
 
+from universal_mfp.model.fused import FusedLinear
+
 
 class FidelityLinear(nn.Module):
     """``o3.Linear`` plus a per-fidelity vector added to the scalar (0e) output channels.
@@ -27,6 +29,7 @@ class FidelityLinear(nn.Module):
         self.irreps_in = o3.Irreps(irreps_in)
         self.irreps_out = o3.Irreps(irreps_out)
         self.linear = o3.Linear(self.irreps_in, self.irreps_out)
+        self.fused = FusedLinear(self.linear)  # the same function in fewer operations; ``linear`` keeps the weights
         scalar_channels = []
         for (mul, ir), span in zip(self.irreps_out, self.irreps_out.slices(), strict=True):
             if ir == o3.Irrep("0e"):
@@ -38,7 +41,7 @@ class FidelityLinear(nn.Module):
 
     def forward(self, features: torch.Tensor, node_fidelity: torch.Tensor) -> torch.Tensor:
         """Apply the layer to [N, irreps_in.dim] features with per-node fidelity indices [N]."""
-        out = self.linear(features)
+        out = self.fused(features, self.linear.weight)
         if self.scalar_channels.numel() == 0:
             return out
         rows = self.fidelity_bias

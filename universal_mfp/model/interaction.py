@@ -9,6 +9,7 @@ from torch import nn
 
 from universal_mfp.model.channelwise import ChannelwiseTensorProduct
 from universal_mfp.model.fidelity_linear import FidelityLinear
+from universal_mfp.model.fused import FusedGate, FusedLinear
 
 _SCALAR_ACTIVATIONS = {1: torch.nn.functional.silu, -1: torch.tanh}
 
@@ -88,6 +89,10 @@ class InteractionBlock(nn.Module):
         self.irreps_out = self.gate.irreps_out
         self.linear_2 = FidelityLinear(irreps_mid, self.gate.irreps_in, num_fidelities)
         self.self_connection = o3.Linear(self.irreps_in, self.gate.irreps_in)
+        # the same functions as ``self_connection`` and ``gate`` in fewer operations (``fused``); the e3nn modules
+        # keep the weights, the activations and the state_dict layout
+        self.fused_self_connection = FusedLinear(self.self_connection)
+        self.fused_gate = FusedGate(self.gate)
 
     def forward(
         self,
@@ -109,5 +114,6 @@ class InteractionBlock(nn.Module):
         weights = self.radial_network(edge_radial)
         aggregated = self.messages(x, edge_harmonics, weights, centre, neighbour, recompute=recompute)
         aggregated = aggregated / self.avg_num_neighbors
-        out = self.linear_2(aggregated, node_fidelity) + self.self_connection(features)
-        return self.gate(out)
+        skip = self.fused_self_connection(features, self.self_connection.weight)
+        out = self.linear_2(aggregated, node_fidelity) + skip
+        return self.fused_gate(out, self.gate)
