@@ -23,13 +23,13 @@ from pathlib import Path
 import yaml
 
 from universal_mfp.data.coverage import COVERAGE_KEY, TEACHER_SOURCE_PREFIX, element_coverage
-from universal_mfp.data.splits import split_by_group
 from universal_mfp.files import sha256_file
 from universal_mfp.hub.card import render_card, validate_card
 from universal_mfp.hub.checkpoint import CARD_FILE, CONFIG_FILE, WEIGHTS_FILE, load_checkpoint
 from universal_mfp.hub.registry import default_registry_path, load_registry, pretrained_root
+from universal_mfp.model.config import ModelConfig
 from universal_mfp.training.config import load_run_config
-from universal_mfp.training.run import prior_sources, read_sources
+from universal_mfp.training.run import ordered_fidelities, prior_sources, read_sources, run_splits
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA_LICENSES = {
@@ -49,9 +49,10 @@ def training_coverage(config_path: Path) -> dict[str, dict[str, list[str]]]:
     """Per fidelity, the elements of the run's training split seen in DFT and in teacher labels."""
     config = load_run_config(config_path)
     frames = read_sources(config)
-    splits = split_by_group(
-        frames, val_fraction=config.data.val_fraction, test_fraction=config.data.test_fraction, seed=config.seed
-    )
+    fidelities = config.data.fidelities or ordered_fidelities(frames)
+    elements = config.data.elements or tuple(sorted({int(z) for f in frames for z in f.numbers.tolist()}))
+    cutoff = float(config.model.get("cutoff", ModelConfig.cutoff))
+    splits, _, _ = run_splits(config, frames, fidelities, elements, cutoff=cutoff)
     return element_coverage([frames[i] for i in splits["train"]], prior_sources(config))
 
 
