@@ -61,3 +61,22 @@ def test_fused_gate_equals_e3nn(scalars, gated):
     (grad_expected,) = torch.autograd.grad((expected * probe).sum(), x)
     (grad_got,) = torch.autograd.grad((got * probe).sum(), x)
     torch.testing.assert_close(grad_got, grad_expected, rtol=1e-6, atol=1e-6)
+
+
+def test_frozen_weights_are_gathered_once_and_regathered_after_a_change():
+    torch.manual_seed(2)
+    linear = o3.Linear("8x0e+4x1o", "6x0e+2x1o")
+    fused = FusedLinear(linear)
+    linear.weight.requires_grad_(False)
+    x = torch.randn(5, linear.irreps_in.dim)
+    torch.testing.assert_close(fused(x, linear.weight), linear(x))
+    cached = {g: matrix for g, (_, matrix) in fused._cache.items()}
+    assert len(cached) == 2
+    fused(x, linear.weight)
+    assert all(fused._cache[g][1] is m for g, m in cached.items())  # reused, not rebuilt
+    with torch.no_grad():
+        linear.weight.mul_(-2.0)  # an in-place update (optimizer step, load_state_dict) bumps the version
+    torch.testing.assert_close(fused(x, linear.weight), linear(x))
+    linear.weight.requires_grad_(True)  # training: never cached
+    fused(x, linear.weight)
+    assert not fused._cache

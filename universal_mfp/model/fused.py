@@ -83,8 +83,22 @@ class FusedLinear(nn.Module):
                 )
             )
         self._groups = tuple(groups)
+        self._cache: dict[int, tuple[tuple, torch.Tensor]] = {}  # frozen weights: group -> (key, matrix)
         self._out_order = tuple(k for k, (mul, _) in enumerate(irreps_out) if mul > 0)
         self._out_starts = tuple(s.start for s in out_slices)
+
+    def _matrix(self, group: int, weight: torch.Tensor, num_rows: int, num_cols: int) -> torch.Tensor:
+        """The group's weights as one [rows, cols] matrix; kept while a frozen weight stays unchanged."""
+        key = (weight.data_ptr(), weight._version, weight.dtype, weight.device)
+        if not weight.requires_grad and self._cache.get(group, (None,))[0] == key:
+            return self._cache[group][1]
+        index, scale = getattr(self, f"index_{group}"), getattr(self, f"scale_{group}")
+        matrix = (weight.index_select(0, index) * scale.to(weight.dtype)).view(num_rows, num_cols)
+        if weight.requires_grad:
+            self._cache.pop(group, None)
+        else:
+            self._cache[group] = (key, matrix)
+        return matrix
 
     def forward(self, features: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         """``linear(features)`` for features [N, irreps_in.dim] and the layer's flat ``weight``."""
@@ -95,8 +109,7 @@ class FusedLinear(nn.Module):
                 for k, mul in outputs:
                     pieces[k] = features.new_zeros(num_nodes, mul * dim)
                 continue
-            index, scale = getattr(self, f"index_{g}"), getattr(self, f"scale_{g}")
-            matrix = (weight.index_select(0, index) * scale.to(weight.dtype)).view(num_rows, num_cols)
+            matrix = self._matrix(g, weight, num_rows, num_cols)
             blocks = [features.narrow(1, start, mul * dim).view(num_nodes, mul, dim) for start, mul in inputs]
             stacked = blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=1)  # [N, rows, dim]
             if dim == 1:
