@@ -18,6 +18,8 @@ and stay the reference the tests compare with.
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from e3nn import o3
 from e3nn.nn import Gate
@@ -155,12 +157,13 @@ class FusedGate(nn.Module):
         if self.num_gates:
             # which gate scales each gated component, and by what constant (e3nn's normalisation: 1 for 0e x l)
             ones = torch.ones(1, gated.numel(), dtype=torch.float64)
+            product = copy.deepcopy(gate.mul).double()  # probed in float64 on a copy; the model's stays untouched
             owner = torch.full((gated.numel(),), -1, dtype=torch.long)
             factor = torch.zeros(gated.numel(), dtype=torch.float64)
             for k in range(self.num_gates):
                 hot = torch.zeros(1, self.num_gates, dtype=torch.float64)
                 hot[0, k] = 1.0
-                out = _elementwise(gate, ones, hot)
+                out = product(ones, hot)[0]
                 touched = out != 0
                 if bool((owner[touched] >= 0).any()):
                     raise ValueError("FusedGate: a gated component depends on two gates")
@@ -186,13 +189,6 @@ class FusedGate(nn.Module):
         if not self.unit_factor:
             gated = gated * self.factor.to(gated.dtype)
         return torch.cat([scalars, gated], dim=1)
-
-
-def _elementwise(gate: Gate, gated: torch.Tensor, gates: torch.Tensor) -> torch.Tensor:
-    """e3nn's elementwise product of the gate, evaluated in float64 on a copy (the model's stays untouched)."""
-    import copy
-
-    return copy.deepcopy(gate.mul).double()(gated, gates)[0]
 
 
 def _starts(sizes: list[int]) -> list[int]:

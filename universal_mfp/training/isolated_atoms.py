@@ -200,13 +200,8 @@ def isolated_atom_energies(
             raise ValueError(
                 f"isolated-atom energies of {fidelity}: cohesive_from {other!r} has no energies of its own"
             )
-        own_bulk = lowest_bulk_energies([f for f in frames if f.fidelity == fidelity])
-        other_bulk = lowest_bulk_energies([f for f in frames if f.fidelity == other])
-        new = {
-            z: own_bulk[z] - (other_bulk[z] - out[other][z])
-            for z in own_bulk.keys() & other_bulk.keys() & out[other].keys()
-            if z not in out[fidelity]
-        }
+        matched = _same_cohesive_energy(frames, fidelity, other, out[other])
+        new = {z: e for z, e in matched.items() if z not in out[fidelity]}
         out[fidelity].update(new)
         logger.info("fidelity %s: %d isolated-atom energies from cohesive energies at %s", fidelity, len(new), other)
     # third pass: copies of a fidelity's final E0; those completed by a cohesive match after the plain copies
@@ -263,10 +258,20 @@ def _cohesive_matches(
             f"isolated-atom energies of {fidelity}: fallback_cohesive_from {other!r} is itself completed by a "
             "cohesive match; name a fidelity whose energies are final"
         )
+    return _same_cohesive_energy(frames, fidelity, other, out[other])
+
+
+def _same_cohesive_energy(
+    frames: Sequence[Frame], fidelity: str, other: str, other_e0: Mapping[int, float]
+) -> dict[int, float]:
+    """E0 of ``fidelity`` that give its lowest pure-element bulk the cohesive energy of ``other``'s lowest bulk.
+
+    The cohesive energy at ``other`` is its lowest bulk energy per atom minus ``other_e0``.
+    """
     own_bulk = lowest_bulk_energies([f for f in frames if f.fidelity == fidelity])
     other_bulk = lowest_bulk_energies([f for f in frames if f.fidelity == other])
-    common = own_bulk.keys() & other_bulk.keys() & out[other].keys()
-    return {z: own_bulk[z] - (other_bulk[z] - out[other][z]) for z in common}
+    common = own_bulk.keys() & other_bulk.keys() & other_e0.keys()
+    return {z: own_bulk[z] - (other_bulk[z] - other_e0[z]) for z in common}
 
 
 def _offsets(path: Path) -> dict[int, float]:
