@@ -116,14 +116,21 @@ def test_rerun_redoes_nothing_and_other_teachers_are_refused(generated: Path, la
 
 
 def test_a_killed_shard_is_redone(generated: Path, tmp_path: Path, labelled: Path):
-    out = tmp_path / "labels"
-    teach(generated, out, TEACHERS, max_shards=2, progress=False)
-    (out / "labels-00001.json").unlink()  # as if killed after writing the shard, before its record
-    (out / ".labels-00002.parquet.abc.tmp").write_bytes(b"partial")  # and a half-written temporary file
-    teach(generated, out, TEACHERS, progress=False)
-    ours = {p.name: json.loads(p.read_text())["sha256"] for p in out.glob("labels-*.json")}
+    import shutil
+
     reference = {p.name: json.loads(p.read_text())["sha256"] for p in labelled.glob("labels-*.json")}
+    assert len(reference) >= 3
+    out = tmp_path / "labels"
+    shutil.copytree(labelled, out)
+    (out / "labels-00001.json").unlink()  # as if killed after writing the shard, before its record
+    (out / "labels-00001.parquet").write_bytes(b"truncated")  # with a broken shard left behind
+    (out / ".labels-00002.parquet.abc.tmp").write_bytes(b"partial")  # and a half-written temporary file
+    kept = {p.name: p.stat().st_mtime_ns for p in out.glob("labels-*") if "00001" not in p.name}
+    teach(generated, out, TEACHERS, progress=False)
+    assert {p.name: p.stat().st_mtime_ns for p in out.glob("labels-*") if "00001" not in p.name} == kept
+    ours = {p.name: json.loads(p.read_text())["sha256"] for p in out.glob("labels-*.json")}
     assert ours == reference
+    assert not list(out.glob(".*.tmp"))
     ids = [f.info["frame_id"] for f in read_frames(out)]
     assert len(ids) == len(set(ids))
 

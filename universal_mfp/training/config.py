@@ -71,6 +71,7 @@ class RunConfig:
     training: TrainerSettings
     seed: int = 0
     fidelity_priors: tuple[FidelityPriorSpec, ...] = ()
+    init_from: Path | None = None  # a checkpoint folder whose weights start the run (new optimizer and schedule)
 
 
 def _atomic_number(value: int | str) -> int:
@@ -112,7 +113,7 @@ def _check_keys(section: str, data: Mapping[str, Any], allowed: set[str]) -> Non
 
 def parse_run_config(raw: Mapping[str, Any], *, base_dir: Path) -> RunConfig:
     """Validate a config mapping; relative paths are taken relative to ``base_dir`` (the config's folder)."""
-    _check_keys("top level", raw, {"output_dir", "data", "model", "training", "seed"})
+    _check_keys("top level", raw, {"output_dir", "data", "model", "training", "seed", "init_from"})
     for required in ("output_dir", "data"):
         if required not in raw:
             raise ValueError(f"config needs {required!r}")
@@ -194,6 +195,7 @@ def parse_run_config(raw: Mapping[str, Any], *, base_dir: Path) -> RunConfig:
         training=TrainerSettings(**training),
         seed=seed,
         fidelity_priors=priors,
+        init_from=_expand(str(raw["init_from"]), base_dir) if raw.get("init_from") else None,
     )
 
 

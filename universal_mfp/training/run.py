@@ -27,6 +27,7 @@ from universal_mfp.training.config import RunConfig
 from universal_mfp.training.distributed import DistributedContext, init_distributed
 from universal_mfp.training.evaluation import error_metrics, evaluate_errors
 from universal_mfp.training.fidelity_prior import FidelityPriors, build_fidelity_prior
+from universal_mfp.training.init_from import start_from_checkpoint
 from universal_mfp.training.isolated_atoms import isolated_atom_energies
 from universal_mfp.training.trainer import BEST_DIR, Trainer, TrainerSettings
 
@@ -215,6 +216,8 @@ def train_from_config(
     }
     model = normalised_model(train_frames, datasets["train"], model_config, seed=config.seed, isolated_atoms=isolated)
     summary = data_summary(frames, splits)
+    if config.init_from is not None:
+        model, summary["init_from"] = start_from_checkpoint(model, config.init_from)
     summary.update(seed=config.seed, elements=model.config.element_symbols)
     summary[COVERAGE_KEY] = element_coverage(train_frames, prior_sources(config))
     if config.data.max_binding_energy is not None:

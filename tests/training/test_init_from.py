@@ -1,0 +1,77 @@
+"""``init_from``: a run that starts from a trained checkpoint's weights, with a new optimizer and schedule."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from tests.training.conftest import write_config
+from universal_mfp.files import sha256_file
+from universal_mfp.hub.checkpoint import load_checkpoint
+from universal_mfp.training.config import load_run_config
+from universal_mfp.training.init_from import start_from_checkpoint
+from universal_mfp.training.run import train_from_config
+
+
+@pytest.fixture(scope="module")
+def parent(small_real_set, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("parent")
+    summary = train_from_config(
+        load_run_config(write_config(folder, small_real_set, epochs=2, train_element_references=False)), resume=False
+    )
+    return summary.best_model_dir
+
+
+def _child_config(folder, data_dir, parent_dir, **training):
+    path = write_config(folder, data_dir, **training)
+    raw = yaml.safe_load(path.read_text())
+    raw["init_from"] = str(parent_dir)
+    path.write_text(yaml.safe_dump(raw))
+    return load_run_config(path)
+
+
+def test_a_run_starts_from_the_checkpoint_weights_and_records_it(small_real_set, parent, tmp_path):
+    # with a vanishing learning rate the continued run must end where its parent did
+    config = _child_config(
+        tmp_path, small_real_set, parent, epochs=1, learning_rate=1e-12, warmup_steps=0, train_element_references=False
+    )
+    assert config.init_from == parent
+    summary = train_from_config(config, resume=False)
+    before = load_file(str(parent / "model.safetensors"))
+    after = load_file(str(summary.best_model_dir / "model.safetensors"))
+    assert before.keys() == after.keys()
+    for key, value in before.items():
+        torch.testing.assert_close(after[key], value, rtol=1e-5, atol=1e-6, msg=key)
+    record = load_checkpoint(summary.best_model_dir).metadata["training"]["init_from"]
+    assert record["path"] == str(parent)
+    assert record["weights_sha256"] == sha256_file(parent / "model.safetensors")
+    assert record["settings"]["epochs"] == 2
+    assert record["element_references_max_change_ev"] == pytest.approx(0.0, abs=1e-6)  # same data, same fit
+
+
+def test_a_fresh_start_is_not_the_parent(small_real_set, parent, tmp_path):
+    """The control for the test above: without init_from the same tiny learning rate keeps random weights."""
+    config = load_run_config(write_config(tmp_path, small_real_set, epochs=1, learning_rate=1e-12, warmup_steps=0))
+    summary = train_from_config(config, resume=False)
+    before = load_file(str(parent / "model.safetensors"))
+    after = load_file(str(summary.best_model_dir / "model.safetensors"))
+    assert any(not torch.allclose(after[k], v, rtol=1e-3, atol=1e-4) for k, v in before.items())
+
+
+def test_another_network_or_a_missing_checkpoint_is_refused(parent, tmp_path):
+    fitted = load_checkpoint(parent).model
+    with pytest.raises(ValueError, match=r"not the network this run trains \(hidden_irreps"):
+        start_from_checkpoint(_other(fitted, hidden_irreps="16x0e+4x1o"), parent)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        start_from_checkpoint(fitted, tmp_path / "nowhere")
+    (tmp_path / "broken").mkdir()
+    with pytest.raises(ValueError, match=r"config\.json is missing"):
+        start_from_checkpoint(fitted, tmp_path / "broken")
+
+
+def _other(model, **changes):
+    from universal_mfp.model.potential import build_model
+
+    return build_model(model.config.replace(**changes), seed=0)
