@@ -48,7 +48,51 @@ def test_a_run_starts_from_the_checkpoint_weights_and_records_it(small_real_set,
     assert record["path"] == str(parent)
     assert record["weights_sha256"] == sha256_file(parent / "model.safetensors")
     assert record["settings"]["epochs"] == 2
-    assert record["element_references_max_change_ev"] == pytest.approx(0.0, abs=1e-6)  # same data, same fit
+    assert record["element_references_moved_ev"] == {}  # same data, same fit
+
+
+def test_the_run_s_own_element_references_replace_the_checkpoint_s(small_real_set, tmp_path):
+    """A parent that learned its references: the child starts from its weights but the child's own fit."""
+    parent_run = train_from_config(load_run_config(write_config(tmp_path / "p", small_real_set, epochs=1)))
+    parent_dir = parent_run.best_model_dir
+    config = _child_config(tmp_path / "c", small_real_set, parent_dir, epochs=1, train_element_references=False)
+    fitted, record = start_from_checkpoint(_fresh_model(config), parent_dir)
+    learned = load_checkpoint(parent_dir).model.element_references
+    wanted = _fresh_model(config).element_references
+    torch.testing.assert_close(fitted.element_references, wanted)
+    moved = record["element_references_moved_ev"]
+    symbols = fitted.config.element_symbols
+    expected = {
+        fidelity: {
+            s: round(float(wanted[f, k] - learned[f, k]), 4)
+            for k, s in enumerate(symbols)
+            if abs(float(wanted[f, k] - learned[f, k])) > 1e-3
+        }
+        for f, fidelity in enumerate(fitted.config.fidelities)
+    }
+    assert moved == {k: v for k, v in expected.items() if v} and moved
+    parent_weights = load_file(str(parent_dir / "model.safetensors"))
+    for key, value in fitted.state_dict().items():
+        if key in parent_weights and key != "element_references":
+            torch.testing.assert_close(value, parent_weights[key], msg=key)
+
+
+def _fresh_model(config):
+    """The model a run of ``config`` builds before training (references fitted on its training split)."""
+    import numpy as np
+
+    from universal_mfp.data.dataset import GraphDataset
+    from universal_mfp.model.config import ModelConfig
+    from universal_mfp.training.run import normalised_model, ordered_fidelities, read_sources_with_repeats, run_splits
+
+    frames, _ = read_sources_with_repeats(config)
+    fidelities = ordered_fidelities(frames)
+    elements = tuple(sorted({int(z) for f in frames for z in np.unique(f.numbers)}))
+    model_config = ModelConfig(elements=elements, fidelities=fidelities, **config.model)
+    splits, isolated, _ = run_splits(config, frames, fidelities, elements, cutoff=model_config.cutoff)
+    train = [frames[i] for i in splits["train"]]
+    dataset = GraphDataset(train, model_config.cutoff, fidelities)
+    return normalised_model(train, dataset, model_config, seed=config.seed, isolated_atoms=isolated)
 
 
 def test_a_fresh_start_is_not_the_parent(small_real_set, parent, tmp_path):

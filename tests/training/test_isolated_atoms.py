@@ -174,6 +174,39 @@ def test_unmeasured_teacher_elements_take_the_other_teachers_cohesive_energy(tmp
         isolated_atom_energies(frames, fidelities, looped, cutoff=5.0)
 
 
+def _compound(symbols, binding, e0, fidelity, seed=0):
+    atoms = Atoms(symbols, cell=np.eye(3) * 4, pbc=True)
+    atoms.positions = np.random.default_rng(seed).uniform(0, 4, (len(atoms), 3))
+    energy = len(atoms) * binding + sum(e0[s] for s in atoms.get_chemical_symbols())
+    return frame_from_atoms(atoms, fidelity=fidelity).replace(energy=energy)
+
+
+def test_teacher_elements_without_a_pure_crystal_match_binding_energies_of_shared_compounds(tmp_path):
+    """An unmeasured element whose pure crystals all fell in another split (Nd here) takes the E0 that gives
+    the structures both teachers labelled the same binding energy, by least squares over those structures; a
+    failed label (+10 eV/atom) is left out of the fit, and a structure only one teacher labelled is not used."""
+    e0 = tmp_path / "e0.json"
+    e0.write_text(json.dumps({"pbe": {"W": -4.57, "Nd": -0.3}, "r2scan": {"W": -8.0, "Nd": -30.0}}))
+    offsets = tmp_path / "offsets.json"
+    offsets.write_text(json.dumps({"element_offsets": {"W": 0.25}, "default_offset": -0.02}))
+    gga = {"W": -4.57, "Nd": -0.3}
+    r2scan = {"W": -8.25, "Nd": -29.0}  # W from its measured offset; Nd is what the fit must find
+    frames = []
+    for seed, (symbols, binding) in enumerate([("NdW", -5.0), ("NdW3", -6.0), ("Nd3W", -4.0), ("Nd2W2", -5.5)]):
+        frames.append(_compound(symbols, binding, gga, "pbe_chgnet", seed))
+        failed = 10.0 if symbols == "Nd2W2" else 0.0
+        frames.append(_compound(symbols, binding + failed, r2scan, "r2scan_chgnet", seed))
+    frames.append(_compound("NdW", 3.0, r2scan, "r2scan_chgnet", seed=99))  # no GGA twin
+    sources = {
+        "pbe": IsolatedAtomSource(file=e0, key="pbe"),
+        "r2scan": IsolatedAtomSource(file=e0, key="r2scan"),
+        "pbe_chgnet": IsolatedAtomSource(same_as="pbe"),
+        "r2scan_chgnet": IsolatedAtomSource(same_as="r2scan", offsets=offsets, fallback_cohesive_from="pbe_chgnet"),
+    }
+    found = isolated_atom_energies(frames, ("pbe", "r2scan", "pbe_chgnet", "r2scan_chgnet"), sources, cutoff=5.0)
+    assert found["r2scan_chgnet"] == {74: pytest.approx(-8.25), 60: pytest.approx(-29.0, abs=1e-9)}
+
+
 def test_given_references_are_kept_and_the_rest_fitted():
     rng = np.random.default_rng(1)
     elements = (1, 8, 14)

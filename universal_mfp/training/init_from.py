@@ -2,9 +2,10 @@
 
 This is a second learning-rate cycle on the same network, the way a long run is continued once its first
 schedule has ended: the checkpoint must be the same network (elements, fidelities, every architecture
-setting) as the one the run's config and data describe. Its normalisation (element references, energy
-scales, neighbour count) comes with it, because its weights were trained against exactly those; where the
-run's own data would have fitted other element references, the record says by how much.
+setting) as the one the run's config and data describe. Its energy scales and neighbour normalisation come
+with it, because its weights were trained against exactly those. The element references are the run's own
+(its isolated-atom energies and fit): they are data, and a run may correct them; the record lists every
+reference that moved, and training re-learns the binding energies of those elements.
 """
 
 from __future__ import annotations
@@ -15,8 +16,6 @@ import math
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from universal_mfp.files import sha256_file
 from universal_mfp.hub.checkpoint import WEIGHTS_FILE, load_checkpoint
 from universal_mfp.model.potential import MultiFidelityPotential
@@ -25,6 +24,7 @@ logger = logging.getLogger(__name__)
 
 # fitted from the training data, not chosen: the checkpoint's value is kept
 FITTED_SETTINGS = frozenset({"avg_num_neighbors"})
+REFERENCE_TOLERANCE_EV = 1e-3
 
 
 def start_from_checkpoint(
@@ -46,23 +46,23 @@ def start_from_checkpoint(
         raise ValueError(f"init_from {checkpoint_dir}: not the network this run trains ({details})")
     model = saved.model
     model.train()
-    ours_refs = fitted.element_references.detach().double()
-    theirs_refs = model.element_references.detach().double()
-    both = torch.isfinite(ours_refs) & torch.isfinite(theirs_refs)
-    moved = float((ours_refs - theirs_refs)[both].abs().max()) if bool(both.any()) else 0.0
-    if moved > 1e-6:
-        logger.warning(
-            "init_from %s: this run's data fits element references up to %.4g eV from the checkpoint's; "
-            "training keeps the checkpoint's",
-            checkpoint_dir,
-            moved,
-        )
+    fitted_refs = fitted.element_references.detach().to(model.element_references)
+    change = (fitted_refs - model.element_references.detach()).double()
+    moved: dict[str, dict[str, float]] = {}
+    for f, fidelity in enumerate(model.config.fidelities):
+        for k, symbol in enumerate(model.config.element_symbols):
+            value = float(change[f, k])
+            if not math.isfinite(value) or abs(value) > REFERENCE_TOLERANCE_EV:
+                moved.setdefault(fidelity, {})[symbol] = round(value, 4)
+    if moved:
+        logger.warning("init_from %s: element references moved from the checkpoint's (eV): %s", checkpoint_dir, moved)
+    model.set_energy_normalization(fitted_refs, model.energy_scale.detach().clone())
     training = saved.metadata.get("training") or {}
     record = {
         "path": str(checkpoint_dir),
         "weights_sha256": sha256_file(checkpoint_dir / WEIGHTS_FILE),
         "settings": training.get("settings"),
-        "element_references_max_change_ev": round(moved, 6) if math.isfinite(moved) else None,
+        "element_references_moved_ev": moved,
         "init_from": training.get("init_from"),  # the checkpoint's own start, if it had one
     }
     return model, record

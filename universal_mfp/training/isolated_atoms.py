@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from ase.data import atomic_numbers
+from ase.data import atomic_numbers, chemical_symbols
 
 from universal_mfp.data.frame import Frame
 from universal_mfp.data.neighbors import neighbor_list
@@ -227,20 +227,103 @@ def isolated_atom_energies(
                 new[z] = fallback[z]
             elif source.fallback_cohesive_from is None:
                 new[z] = out[source.same_as][z] - default
-            # else: neither measured nor matched (the other fidelity has no E0 for it): left to least squares
+            # else: matched below from compounds, or left to least squares
+        paired: dict[int, float] = {}
+        if source.fallback_cohesive_from is not None:
+            other = source.fallback_cohesive_from
+            paired = _same_binding_on_shared_structures(frames, fidelity, other, {**out[fidelity], **new}, out[other])
+            new.update(paired)
         out[fidelity].update(new)
         measured = sum(z in shift for z in new)
         matched = sum(z in fallback and z not in shift for z in new)
         logger.info(
-            "fidelity %s: %d isolated-atom energies as %s (%d with a measured offset, %d by cohesive energy at %s)",
+            "fidelity %s: %d isolated-atom energies as %s (%d with a measured offset, %d by cohesive energy at %s, "
+            "%d by binding energies of shared compounds)",
             fidelity,
             len(new),
             source.same_as,
             measured,
             matched,
             source.fallback_cohesive_from,
+            len(paired),
         )
     return out
+
+
+def _geometry_key(frame: Frame) -> bytes:
+    return b"|".join(
+        (
+            np.asarray(frame.numbers, dtype=np.int64).tobytes(),
+            np.round(np.asarray(frame.positions, dtype=float), 5).tobytes(),
+            np.round(np.asarray(frame.cell, dtype=float), 5).tobytes(),
+        )
+    )
+
+
+# a structure whose two labels disagree by more than this (eV/atom) after the fit is a failed label: refit without
+_PAIR_OUTLIER_EV = 1.0
+
+
+def _same_binding_on_shared_structures(
+    frames: Sequence[Frame],
+    fidelity: str,
+    other: str,
+    known: Mapping[int, float],
+    other_e0: Mapping[int, float],
+) -> dict[int, float]:
+    """E0 of ``fidelity`` for elements ``known`` lacks, from structures labelled at both fidelities.
+
+    For an element with no pure-element crystal at both fidelities (a composition group that fell in another
+    split, say), the E0 are those that give the structures both fidelities labelled the same binding energy
+    on average: least squares over those structures (per atom), with every other element's E0 fixed, without
+    the structures that a least-absolute-deviations fit leaves more than ``_PAIR_OUTLIER_EV`` eV/atom apart
+    (failed labels).
+    """
+    others = {_geometry_key(f): f for f in frames if f.fidelity == other and f.energy is not None}
+    rows: list[tuple[dict[int, int], float, int]] = []
+    for frame in frames:
+        if frame.fidelity != fidelity or frame.energy is None:
+            continue
+        twin = others.get(_geometry_key(frame))
+        if twin is None:
+            continue
+        zs, counts = np.unique(frame.numbers, return_counts=True)
+        composition = {int(z): int(n) for z, n in zip(zs, counts, strict=True)}
+        unknown = {z: n for z, n in composition.items() if z not in known}
+        if not unknown or any(z not in other_e0 for z in composition):
+            continue
+        own_binding = float(frame.energy) - sum(n * known[z] for z, n in composition.items() if z in known)
+        other_binding = float(twin.energy) - sum(n * other_e0[z] for z, n in composition.items())
+        rows.append((unknown, own_binding - other_binding, frame.num_atoms))
+    if not rows:
+        return {}
+    elements = sorted({z for unknown, _, _ in rows for z in unknown})
+    column = {z: k for k, z in enumerate(elements)}
+    matrix = np.zeros((len(rows), len(elements)))
+    target = np.zeros(len(rows))
+    for i, (unknown, value, num_atoms) in enumerate(rows):
+        for z, n in unknown.items():
+            matrix[i, column[z]] = n / num_atoms
+        target[i] = value / num_atoms
+    # least absolute deviations (iteratively reweighted) finds the bulk of the structures despite failed labels;
+    # least squares on the structures it leaves within _PAIR_OUTLIER_EV gives the E0
+    weights = np.ones(len(rows))
+    for _ in range(50):
+        root = np.sqrt(weights)
+        robust = np.linalg.lstsq(matrix * root[:, None], target * root, rcond=None)[0]
+        weights = 1.0 / np.maximum(np.abs(matrix @ robust - target), 1e-4)
+    keep = np.abs(matrix @ robust - target) <= _PAIR_OUTLIER_EV
+    solution = np.linalg.lstsq(matrix[keep], target[keep], rcond=None)[0]
+    solved = {z: float(solution[column[z]]) for z in elements if (matrix[keep][:, column[z]] > 0).any()}
+    logger.info(
+        "%s: E0 of %s from %d structures shared with %s (%d left out as failed labels)",
+        fidelity,
+        [chemical_symbols[z] for z in solved],
+        int(keep.sum()),
+        other,
+        int((~keep).sum()),
+    )
+    return solved
 
 
 def _cohesive_matches(
