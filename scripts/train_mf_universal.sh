@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
 # Rebuild the bundled model mf-universal from the shared real frames, with one command:
-#   bash scripts/train_mf_universal.sh [CONFIG]
+#   bash scripts/train_mf_universal.sh [CONFIG ...]
 # 1. the data pipeline's importer turns each file of ../shared/data/frames into dataset shards
 #    (runs/data/shared-frames/<file>/), splitting with the config's seed and fractions;
-# 2. the trainer runs the config (default configs/mf-universal-v1.yaml) on those shards and on the committed
-#    teacher dataset datasets/teacher. It is resumable: rerun after an interruption. The run folder is the
-#    config's output_dir (runs/<name>/); when it holds no state yet but training_states/<name>/ does (a state
-#    committed by scripts/keep_training_state.sh, so that a long run survives a fresh clone), training
-#    resumes from that state.
+# 2. the trainer runs each config in turn (default: v1's two cycles, configs/mf-universal-v1.yaml and then
+#    configs/mf-universal-v1-cycle2.yaml, which starts from the first's model) on those shards and on the
+#    committed teacher dataset datasets/teacher. It is resumable: rerun after an interruption. Each run folder
+#    is its config's output_dir (runs/<name>/); when it holds no state yet but training_states/<name>/ does (a
+#    state committed by scripts/keep_training_state.py, so that a long run survives a fresh clone), training
+#    resumes from that state. A finished run only re-evaluates its model.
 # Set UMFP_SHARED_DATA to use a data folder other than ../shared/data.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-config="${1:-configs/mf-universal-v1.yaml}"
+if [ "$#" -gt 0 ]; then
+    configs=("$@")
+else
+    configs=(configs/mf-universal-v1.yaml configs/mf-universal-v1-cycle2.yaml)
+fi
 frames="${UMFP_SHARED_DATA:-../shared/data}/frames"
 out=runs/data/shared-frames
 if [ ! -d "$frames" ]; then
@@ -22,6 +27,8 @@ for file in "$frames"/*.extxyz; do
     umfp data --no-progress import "$file" "$out/$(basename "$file" .extxyz)" \
         --seed 2026 --fractions 0.9 0.05 0.05 --overwrite
 done
-run="$(python scripts/keep_training_state.py --config "$config" --restore)"
-echo "training in $run" >&2
-umfp train "$config"
+for config in "${configs[@]}"; do
+    run="$(python scripts/keep_training_state.py --config "$config" --restore)"
+    echo "training $config in $run" >&2
+    umfp train "$config"
+done

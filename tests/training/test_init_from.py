@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 import yaml
@@ -119,3 +121,23 @@ def _other(model, **changes):
     from universal_mfp.model.potential import build_model
 
     return build_model(model.config.replace(**changes), seed=0)
+
+
+def test_a_first_cycle_cut_short_keeps_its_schedule(small_real_set, tmp_path):
+    """``stop_after_epochs``: the run ends after that epoch, at the learning rate its full schedule has there."""
+    from universal_mfp.training.trainer import TrainerSettings, learning_rate_at
+
+    config = load_run_config(write_config(tmp_path, small_real_set, epochs=4, stop_after_epochs=2, warmup_steps=0))
+    summary = train_from_config(config, resume=False)
+    records = [json.loads(line) for line in (config.output_dir / "metrics.jsonl").read_text().splitlines()]
+    train = [r for r in records if r["kind"] == "train"]
+    assert sorted({r["epoch"] for r in records}) == [0, 1]
+    steps_per_epoch = len(train) // 2
+    total = 4 * steps_per_epoch
+    assert train[-1]["lr"] == pytest.approx(learning_rate_at(train[-1]["step"] - 1, total, config.training))
+    assert train[-1]["lr"] > 10 * config.training.learning_rate * config.training.min_learning_rate_factor
+    assert (summary.best_model_dir / "model.safetensors").is_file()
+    train_from_config(config)  # resumed: nothing left to do
+    assert len((config.output_dir / "metrics.jsonl").read_text().splitlines()) == len(records)
+    with pytest.raises(ValueError, match="stop_after_epochs must be between 1 and epochs"):
+        TrainerSettings(epochs=4, stop_after_epochs=5)

@@ -201,10 +201,21 @@ def test_teacher_elements_without_a_pure_crystal_match_binding_energies_of_share
         "pbe": IsolatedAtomSource(file=e0, key="pbe"),
         "r2scan": IsolatedAtomSource(file=e0, key="r2scan"),
         "pbe_chgnet": IsolatedAtomSource(same_as="pbe"),
-        "r2scan_chgnet": IsolatedAtomSource(same_as="r2scan", offsets=offsets, fallback_cohesive_from="pbe_chgnet"),
+        "r2scan_chgnet": IsolatedAtomSource(
+            same_as="r2scan", offsets=offsets, fallback_cohesive_from="pbe_chgnet", fallback_from_compounds=True
+        ),
     }
-    found = isolated_atom_energies(frames, ("pbe", "r2scan", "pbe_chgnet", "r2scan_chgnet"), sources, cutoff=5.0)
+    fidelities = ("pbe", "r2scan", "pbe_chgnet", "r2scan_chgnet")
+    found = isolated_atom_energies(frames, fidelities, sources, cutoff=5.0)
     assert found["r2scan_chgnet"] == {74: pytest.approx(-8.25), 60: pytest.approx(-29.0, abs=1e-9)}
+    # without the compounds step, Nd is left to least squares
+    cohesive_only = {
+        **sources,
+        "r2scan_chgnet": IsolatedAtomSource(**{**vars(sources["r2scan_chgnet"]), "fallback_from_compounds": False}),
+    }
+    assert 60 not in isolated_atom_energies(frames, fidelities, cohesive_only, cutoff=5.0)["r2scan_chgnet"]
+    with pytest.raises(ValueError, match="extends 'fallback_cohesive_from'"):
+        IsolatedAtomSource(same_as="r2scan", fallback_from_compounds=True)
 
 
 def test_given_references_are_kept_and_the_rest_fitted():

@@ -27,3 +27,26 @@ def test_v1_ties_binding_energies_and_calibrates_every_teacher_element():
     assert teacher.same_as == "r2scan" and teacher.fallback_cohesive_from == "pbe_chgnet"
     assert teacher.offsets is not None and teacher.offsets.is_file()
     assert config.data.max_binding_energy == 20.0
+
+
+def test_v1_cycle2_continues_cycle1_with_only_the_stated_changes():
+    import dataclasses
+
+    first = load_run_config(next(p for p in CONFIGS if p.name == "mf-universal-v1.yaml"))
+    second = load_run_config(next(p for p in CONFIGS if p.name == "mf-universal-v1-cycle2.yaml"))
+    assert first.training.stop_after_epochs == 5 and first.init_from is None
+    assert second.init_from == first.output_dir / "best_model"
+    assert second.output_dir != first.output_dir and second.training.stop_after_epochs is None
+    teacher = second.data.isolated_atom_energies["r2scan_chgnet"]
+    assert (
+        teacher.fallback_from_compounds
+        and not first.data.isolated_atom_energies["r2scan_chgnet"].fallback_from_compounds
+    )
+    assert dataclasses.replace(second.data, isolated_atom_energies=first.data.isolated_atom_energies) == first.data
+    assert (
+        dataclasses.replace(teacher, fallback_from_compounds=False)
+        == first.data.isolated_atom_energies["r2scan_chgnet"]
+    )
+    assert second.model == first.model and second.fidelity_priors == first.fidelity_priors and second.seed == first.seed
+    changed = {k for k, v in second.training.to_dict().items() if first.training.to_dict()[k] != v}
+    assert changed == {"epochs", "learning_rate", "stop_after_epochs"}

@@ -21,7 +21,10 @@ the binding. Each fidelity's E0 come from the first of these that has the elemen
   offset, the E0 that gives this fidelity's lowest pure-element bulk the cohesive energy it has at that other
   fidelity (e.g. ``r2scan_chgnet`` from ``pbe_chgnet``: the r2SCAN teacher's binding energy of an element it was
   never calibrated on is taken to be the GGA teacher's); elements that cannot be matched either (the other
-  fidelity has no E0 for them) are left to least squares, not given the default offset. A default offset is
+  fidelity has no E0 for them) are left to least squares, not given the default offset. With
+  ``fallback_from_compounds``, the elements still unmatched (no pure crystal at both fidelities, e.g. because
+  all of them fell in the validation split) take the E0 that give the structures both fidelities labelled the
+  same binding energies, by a robust least-squares fit over those structures. A default offset is
   only right when the two setups differ by a small amount for every element; for a teacher that extrapolates
   to elements its training data lacked they can differ by tens of eV/atom.
 
@@ -58,6 +61,7 @@ class IsolatedAtomSource:
     same_as: str | None = None
     offsets: Path | None = None
     fallback_cohesive_from: str | None = None
+    fallback_from_compounds: bool = False
 
     def __post_init__(self) -> None:
         given = (self.file, self.info_key, self.dissociated_dimers or None, self.cohesive_from, self.same_as)
@@ -69,6 +73,10 @@ class IsolatedAtomSource:
             raise ValueError("isolated-atom 'offsets' shift another fidelity's energies; give 'same_as' too")
         if self.fallback_cohesive_from is not None and self.same_as is None:
             raise ValueError("isolated-atom 'fallback_cohesive_from' completes a 'same_as' copy; give 'same_as' too")
+        if self.fallback_from_compounds and self.fallback_cohesive_from is None:
+            raise ValueError(
+                "isolated-atom 'fallback_from_compounds' extends 'fallback_cohesive_from'; give that fidelity too"
+            )
         if self.key is not None and self.file is None:
             raise ValueError("isolated-atom 'key' selects a section of 'file'; give the file too")
 
@@ -229,8 +237,8 @@ def isolated_atom_energies(
                 new[z] = out[source.same_as][z] - default
             # else: matched below from compounds, or left to least squares
         paired: dict[int, float] = {}
-        if source.fallback_cohesive_from is not None:
-            other = source.fallback_cohesive_from
+        if source.fallback_from_compounds:
+            other = str(source.fallback_cohesive_from)
             paired = _same_binding_on_shared_structures(frames, fidelity, other, {**out[fidelity], **new}, out[other])
             new.update(paired)
         out[fidelity].update(new)

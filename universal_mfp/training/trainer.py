@@ -89,10 +89,17 @@ class TrainerSettings:
     progress: bool = True
     selection_metric: str = "loss"
     train_element_references: bool = True
+    # end the run after this many epochs while the learning-rate schedule still spans ``epochs``: a first
+    # cycle cut short, so that a second run (``init_from``) starts from it
+    stop_after_epochs: int | None = None
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("epochs and batch_size must be at least 1")
+        if self.stop_after_epochs is not None and not 1 <= self.stop_after_epochs <= self.epochs:
+            raise ValueError(
+                f"stop_after_epochs must be between 1 and epochs ({self.epochs}), got {self.stop_after_epochs}"
+            )
         if self.learning_rate <= 0:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
         if self.loss_kind not in ("mse", "huber"):
@@ -343,6 +350,9 @@ class Trainer:
         self.model.train()
         stop = False
         for epoch in range(int(counters["epoch"]), self.settings.epochs):
+            if self.settings.stop_after_epochs is not None and epoch >= self.settings.stop_after_epochs:
+                logger.info("stopping after epoch %d of %d (stop_after_epochs)", epoch - 1, self.settings.epochs)
+                break
             batches = epoch_batches(len(self.train_set), self.settings.batch_size, seed=self.settings.seed, epoch=epoch)
             start_step = int(counters["step_in_epoch"]) if epoch == counters["epoch"] else 0
             iterator = range(start_step, len(batches))
