@@ -13,7 +13,7 @@ from universal_mfp.model import ModelConfig, build_model
 ELEMENTS = (1, 3, 6, 8, 14, 26)
 FIDELITIES = ("pbe", "r2scan")
 
-# Three architectures: the default family (even 0e/1o/2e features, fidelity in every layer), one with
+# Architectures: the default family (even 0e/1o/2e features, fidelity in every layer), one with
 # odd-parity channels, higher-degree edge harmonics and the fidelity only in the readout, and a small one
 # with a shared network plus a per-fidelity linear readout correction, so the physics contracts are
 # checked on every way the fidelity can enter.
@@ -24,6 +24,15 @@ VARIANTS = {
     ),
     "linear_delta": dict(num_layers=2, hidden_irreps="8x0e+4x1o", lmax_edge=1, fidelity_conditioning="linear_delta"),
     "heads": dict(num_layers=2, hidden_irreps="8x0e+4x1o+2x2e", lmax_edge=2, fidelity_conditioning="heads"),
+    # the shipped v1 layout: heads, plus the angular invariants (degrees 1-4) in the first node features
+    "angular": dict(
+        num_layers=2,
+        hidden_irreps="8x0e+4x1o+2x2e",
+        lmax_edge=2,
+        fidelity_conditioning="heads",
+        angular_lmax=4,
+        angular_channels=3,
+    ),
 }
 
 
@@ -57,6 +66,11 @@ def small_model(variant: str = "even", dtype: str = "float64", seed: int = 0, **
             for layer in (model.readout_hidden, model.readout_out):
                 weight = layer.fidelity_weight
                 weight.add_(0.3 * torch.randn(weight.shape, generator=generator, dtype=weight.dtype))
+    if model.angular is not None:  # its output map starts at zero: make the invariants count
+        generator = torch.Generator().manual_seed(seed + 13)
+        with torch.no_grad():
+            weight = model.angular.output.weight
+            weight.copy_(0.5 * torch.randn(weight.shape, generator=generator, dtype=weight.dtype))
     model.eval()
     return model
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -141,3 +142,36 @@ def test_a_first_cycle_cut_short_keeps_its_schedule(small_real_set, tmp_path):
     assert len((config.output_dir / "metrics.jsonl").read_text().splitlines()) == len(records)
     with pytest.raises(ValueError, match="stop_after_epochs must be between 1 and epochs"):
         TrainerSettings(epochs=4, stop_after_epochs=5)
+
+
+def test_a_run_may_grow_the_checkpoint_by_angular_invariants(small_real_set, parent, tmp_path):
+    """A network without the angular invariants grows into one with them and starts as the same function;
+    the other way round is refused."""
+    from tests.model.helpers import rattled_crystal
+    from universal_mfp.inference import predict_structures
+
+    path = write_config(tmp_path, small_real_set, epochs=1, train_element_references=False)
+    raw = yaml.safe_load(path.read_text())
+    raw["init_from"] = str(parent)
+    raw["model"]["angular_lmax"] = 4
+    path.write_text(yaml.safe_dump(raw))
+    config = load_run_config(path)
+    grown, record = start_from_checkpoint(_fresh_model(config), parent, seed=config.seed)
+    assert record["grown"] == ["angular"] and grown.config.angular_lmax == 4
+    original = load_checkpoint(parent).model
+    atoms = rattled_crystal()
+    atoms.numbers[:] = 14  # an element of the small real set
+    grown.eval()
+    for fidelity in original.config.fidelities:
+        (before,) = predict_structures(original, [atoms], fidelity=fidelity)
+        (after,) = predict_structures(grown, [atoms], fidelity=fidelity)
+        assert after.energy == pytest.approx(before.energy, abs=1e-4)
+        np.testing.assert_allclose(after.forces, before.forces, atol=1e-4)
+    grown_dir = tmp_path / "grown"
+    from universal_mfp.hub.checkpoint import save_checkpoint
+
+    save_checkpoint(grown, grown_dir)
+    with pytest.raises(ValueError, match="not the network this run trains"):
+        start_from_checkpoint(
+            _fresh_model(load_run_config(write_config(tmp_path / "plain", small_real_set))), grown_dir
+        )

@@ -57,6 +57,9 @@ class ModelConfig:
             cannot move environments along the readout's nonlinearity, only add a per-feature correction.
         dtype: default parameter dtype, ``"float32"`` or ``"float64"``.
         schema_version: version of this configuration's layout.
+        angular_lmax: highest degree of the angular invariants added to the first node features (0: none);
+            see ``model/angular.py``. Degrees 3 and 4 tell fcc from hcp where ``lmax_edge`` 2 cannot.
+        angular_channels: radial channels of those invariants.
     """
 
     elements: tuple[int, ...]
@@ -73,6 +76,8 @@ class ModelConfig:
     fidelity_conditioning: str = "all"
     dtype: str = "float32"
     schema_version: int = MODEL_SCHEMA_VERSION
+    angular_lmax: int = 0
+    angular_channels: int = 8
 
     def __post_init__(self) -> None:
         elements = tuple(int(z) for z in self.elements)
@@ -93,6 +98,11 @@ class ModelConfig:
             raise ValueError(f"fidelities must be a non-empty list of distinct names, got {fidelities}")
         if self.cutoff <= 0 or self.num_layers < 1 or self.lmax_edge < 0 or self.num_radial_basis < 1:
             raise ValueError("cutoff, num_layers, lmax_edge and num_radial_basis must be positive")
+        if self.angular_lmax < 0 or self.angular_channels < 1:
+            raise ValueError(
+                "angular_lmax must be >= 0 and angular_channels >= 1, "
+                f"got {self.angular_lmax} and {self.angular_channels}"
+            )
         if self.avg_num_neighbors <= 0:
             raise ValueError(f"avg_num_neighbors must be positive, got {self.avg_num_neighbors}")
         irreps = o3.Irreps(self.hidden_irreps)

@@ -8,6 +8,7 @@ from e3nn import o3
 from torch import nn
 
 from universal_mfp.data import keys
+from universal_mfp.model.angular import AngularInvariants
 from universal_mfp.model.config import ModelConfig, resolve_dtype
 from universal_mfp.model.fidelity_linear import FidelityDense, FidelityLinear
 from universal_mfp.model.gradients import energy_forces_stress
@@ -45,6 +46,18 @@ class MultiFidelityPotential(nn.Module):
         self.embedding = nn.Embedding(num_species, num_scalars)
         nn.init.normal_(self.embedding.weight)
         self.radial = RadialEmbedding(config.cutoff, config.num_radial_basis, config.cutoff_polynomial_p)
+        self.angular = (
+            AngularInvariants(
+                config.angular_lmax,
+                config.angular_channels,
+                config.num_radial_basis,
+                num_species,
+                num_scalars,
+                config.avg_num_neighbors,
+            )
+            if config.angular_lmax > 0
+            else None
+        )
         irreps_sh = o3.Irreps.spherical_harmonics(config.lmax_edge)
         self.spherical_harmonics = o3.SphericalHarmonics(irreps_sh, normalize=True, normalization="component")
 
@@ -157,6 +170,8 @@ class MultiFidelityPotential(nn.Module):
         edge_radial = self.radial(lengths)
         edge_harmonics = self.spherical_harmonics(edge_vectors)
         features = self.embedding(species)
+        if self.angular is not None:
+            features = features + self.angular(species, edge_index, edge_vectors, edge_radial)
         for block in self.interactions:  # shared layers (one bias row) ignore the fidelity
             features = block(features, node_fidelity, edge_index, edge_harmonics, edge_radial, recompute=recompute)
         return features

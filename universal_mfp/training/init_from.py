@@ -2,7 +2,8 @@
 
 This is a second learning-rate cycle on the same network, the way a long run is continued once its first
 schedule has ended: the checkpoint must be the same network (elements, fidelities, every architecture
-setting) as the one the run's config and data describe. Its energy scales and neighbour normalisation come
+setting) as the one the run's config and data describe, or that network without a part that starts as
+nothing (``GROWABLE``), which the run then adds and trains. Its energy scales and neighbour normalisation come
 with it, because its weights were trained against exactly those. The element references are the run's own
 (its isolated-atom energies and fit): they are data, and a run may correct them; the record lists every
 reference that moved, and training re-learns the binding energies of those elements.
@@ -18,19 +19,24 @@ from typing import Any
 
 from universal_mfp.files import sha256_file
 from universal_mfp.hub.checkpoint import WEIGHTS_FILE, load_checkpoint
-from universal_mfp.model.potential import MultiFidelityPotential
+from universal_mfp.model.potential import MultiFidelityPotential, build_model
 
 logger = logging.getLogger(__name__)
 
 # fitted from the training data, not chosen: the checkpoint's value is kept
 FITTED_SETTINGS = frozenset({"avg_num_neighbors"})
 REFERENCE_TOLERANCE_EV = 1e-3
+# settings a run may change from its checkpoint, and the module each adds (whose output starts at zero)
+GROWABLE = {"angular_lmax": "angular", "angular_channels": "angular"}
 
 
 def start_from_checkpoint(
-    fitted: MultiFidelityPotential, checkpoint_dir: str | Path
+    fitted: MultiFidelityPotential, checkpoint_dir: str | Path, *, seed: int = 0
 ) -> tuple[MultiFidelityPotential, dict[str, Any]]:
     """The checkpoint's model, checked against ``fitted`` (the model this run built), and a provenance record.
+
+    The run may grow the checkpoint's network by parts that start as nothing (``GROWABLE``: the angular
+    invariants of a checkpoint without them); those parts are initialised with ``seed``.
 
     Raises:
         FileNotFoundError: if ``checkpoint_dir`` does not exist.
@@ -41,10 +47,17 @@ def start_from_checkpoint(
     ours = dataclasses.asdict(fitted.config)
     theirs = dataclasses.asdict(saved.config)
     differ = sorted(k for k in ours.keys() | theirs.keys() if k not in FITTED_SETTINGS and ours.get(k) != theirs.get(k))
-    if differ:
+    grows = set(differ) <= set(GROWABLE) and theirs.get("angular_lmax") == 0
+    if differ and not grows:
         details = "; ".join(f"{k}: checkpoint {theirs.get(k)!r}, this run {ours.get(k)!r}" for k in differ)
         raise ValueError(f"init_from {checkpoint_dir}: not the network this run trains ({details})")
-    model = saved.model
+    model = build_model(fitted.config.replace(avg_num_neighbors=saved.config.avg_num_neighbors), seed=seed)
+    missing, unexpected = model.load_state_dict(saved.model.state_dict(), strict=False)
+    grown = sorted({name.split(".", 1)[0] for name in missing})
+    if unexpected or any(part not in GROWABLE.values() for part in grown):
+        raise ValueError(f"init_from {checkpoint_dir}: weights do not fit (missing {missing}, unexpected {unexpected})")
+    if grown:
+        logger.info("init_from %s: grew the network by %s, which starts as nothing", checkpoint_dir, grown)
     model.train()
     fitted_refs = fitted.element_references.detach().to(model.element_references)
     change = (fitted_refs - model.element_references.detach()).double()
@@ -63,6 +76,7 @@ def start_from_checkpoint(
         "weights_sha256": sha256_file(checkpoint_dir / WEIGHTS_FILE),
         "settings": training.get("settings"),
         "element_references_moved_ev": moved,
+        "grown": grown,
         "init_from": training.get("init_from"),  # the checkpoint's own start, if it had one
     }
     return model, record

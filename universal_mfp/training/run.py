@@ -217,7 +217,7 @@ def train_from_config(
     model = normalised_model(train_frames, datasets["train"], model_config, seed=config.seed, isolated_atoms=isolated)
     summary = data_summary(frames, splits)
     if config.init_from is not None:
-        model, summary["init_from"] = start_from_checkpoint(model, config.init_from)
+        model, summary["init_from"] = start_from_checkpoint(model, config.init_from, seed=config.seed)
     summary.update(seed=config.seed, elements=model.config.element_symbols)
     summary[COVERAGE_KEY] = element_coverage(train_frames, prior_sources(config))
     if config.data.max_binding_energy is not None:
