@@ -36,7 +36,7 @@ def test_v1_cycle2_continues_cycle1_with_only_the_stated_changes():
     second = load_run_config(next(p for p in CONFIGS if p.name == "mf-universal-v1-cycle2.yaml"))
     assert first.training.stop_after_epochs == 5 and first.init_from is None
     assert second.init_from == first.output_dir / "best_model"
-    assert second.output_dir != first.output_dir and second.training.stop_after_epochs is None
+    assert second.output_dir != first.output_dir and second.training.stop_after_epochs == 1
     teacher = second.data.isolated_atom_energies["r2scan_chgnet"]
     assert (
         teacher.fallback_from_compounds
@@ -50,3 +50,16 @@ def test_v1_cycle2_continues_cycle1_with_only_the_stated_changes():
     assert second.model == first.model and second.fidelity_priors == first.fidelity_priors and second.seed == first.seed
     changed = {k for k, v in second.training.to_dict().items() if first.training.to_dict()[k] != v}
     assert changed == {"epochs", "learning_rate", "stop_after_epochs"}
+
+
+def test_v1_cycle3_grows_cycle2_by_angular_invariants_and_changes_nothing_else():
+    import dataclasses
+
+    second = load_run_config(next(p for p in CONFIGS if p.name == "mf-universal-v1-cycle2.yaml"))
+    third = load_run_config(next(p for p in CONFIGS if p.name == "mf-universal-v1-cycle3.yaml"))
+    assert second.training.stop_after_epochs == 1
+    assert third.init_from == second.output_dir / "best_model" and third.output_dir != second.output_dir
+    assert third.data == second.data and third.fidelity_priors == second.fidelity_priors
+    assert {k: v for k, v in third.model.items() if not k.startswith("angular_")} == second.model
+    assert (third.model["angular_lmax"], third.model["angular_channels"]) == (4, 8)
+    assert dataclasses.replace(third.training, stop_after_epochs=1) == second.training
