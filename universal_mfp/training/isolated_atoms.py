@@ -45,6 +45,7 @@ from ase.data import atomic_numbers, chemical_symbols
 
 from universal_mfp.data.frame import Frame
 from universal_mfp.data.neighbors import neighbor_list
+from universal_mfp.data.pairs import pair_by_geometry
 
 logger = logging.getLogger(__name__)
 
@@ -258,16 +259,6 @@ def isolated_atom_energies(
     return out
 
 
-def _geometry_key(frame: Frame) -> bytes:
-    return b"|".join(
-        (
-            np.asarray(frame.numbers, dtype=np.int64).tobytes(),
-            np.round(np.asarray(frame.positions, dtype=float), 5).tobytes(),
-            np.round(np.asarray(frame.cell, dtype=float), 5).tobytes(),
-        )
-    )
-
-
 # a structure whose two labels disagree by more than this (eV/atom) after the fit is a failed label: refit without
 _PAIR_OUTLIER_EV = 1.0
 
@@ -287,14 +278,11 @@ def _same_binding_on_shared_structures(
     the structures that a least-absolute-deviations fit leaves more than ``_PAIR_OUTLIER_EV`` eV/atom apart
     (failed labels).
     """
-    others = {_geometry_key(f): f for f in frames if f.fidelity == other and f.energy is not None}
+    own = [f for f in frames if f.fidelity == fidelity and f.energy is not None]
+    others = [f for f in frames if f.fidelity == other and f.energy is not None]
     rows: list[tuple[dict[int, int], float, int]] = []
-    for frame in frames:
-        if frame.fidelity != fidelity or frame.energy is None:
-            continue
-        twin = others.get(_geometry_key(frame))
-        if twin is None:
-            continue
+    for i, j in pair_by_geometry(others, own):
+        frame, twin = own[j], others[i]
         zs, counts = np.unique(frame.numbers, return_counts=True)
         composition = {int(z): int(n) for z, n in zip(zs, counts, strict=True)}
         unknown = {z: n for z, n in composition.items() if z not in known}
