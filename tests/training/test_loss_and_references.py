@@ -8,7 +8,9 @@ from ase import Atoms
 from tests.model.helpers import small_model
 from universal_mfp.data import as_frame, collate_graphs, frame_to_graph, keys
 from universal_mfp.data.statistics import average_num_neighbors, energy_scales, fit_element_references
-from universal_mfp.training.loss import LossWeights, combine, loss_sums
+from universal_mfp.training.loss import LossWeights, combine, huber_delta_for, loss_sums
+from universal_mfp.training.trainer import TrainerSettings
+from universal_mfp.units import EV_PER_A3_TO_GPA
 
 
 def _frame(symbols, d, fidelity, energy=None, forces=None):
@@ -59,6 +61,51 @@ def test_per_fidelity_weights_and_combination():
     assert float(combine(sums, counts)) == pytest.approx(float(expected), rel=1e-12)
     with pytest.raises(ValueError, match="unknown loss terms"):
         LossWeights(per_fidelity={"pbe": {"enrgy": 1.0}}).table(("pbe",))
+
+
+def _huber(error, delta):
+    return 0.5 * error**2 if abs(error) < delta else delta * (abs(error) - 0.5 * delta)
+
+
+def test_huber_threshold_per_term_in_each_terms_unit():
+    model = small_model()
+    frame = _frame("CO", 1.2, "pbe", energy=-5.0, forces=np.zeros((2, 3))).replace(stress=np.zeros((3, 3)))
+    batch = _batch([frame], model)
+    # prediction errors: 0.3 eV/atom; one force component 0.2 eV/Å, another 2.0 eV/Å; one stress component 4 GPa
+    forces = torch.zeros(2, 3, dtype=torch.float64)
+    forces[0, 0], forces[1, 2] = 0.2, 2.0
+    stress = torch.zeros(1, 3, 3, dtype=torch.float64)
+    stress[0, 1, 1] = 4.0 / EV_PER_A3_TO_GPA
+    prediction = {keys.ENERGY: batch[keys.ENERGY].to(torch.float64) + 2 * 0.3, keys.FORCES: forces, keys.STRESS: stress}
+    weights = LossWeights(energy=1.0, forces=1.0, stress=1.0).table(model.fidelities)
+    deltas = {"energy": 0.1, "forces": 0.5, "stress": 2.0}
+    sums, counts = loss_sums(prediction, batch, weights, kind="huber", huber_delta=deltas)
+    assert float(sums["energy"]) == pytest.approx(0.1 * (0.3 - 0.05), rel=1e-9)  # linear: beyond 0.1 eV/atom
+    assert float(sums["forces"]) == pytest.approx(0.5 * 0.2**2 + 0.5 * (2.0 - 0.25), rel=1e-9)
+    assert float(sums["stress"]) == pytest.approx(2.0 * (4.0 - 1.0), rel=1e-9)
+    assert (float(counts["energy"]), float(counts["forces"]), float(counts["stress"])) == (1.0, 6.0, 9.0)
+    # one number is the same threshold for every term; a large one is half the squared error
+    sums_one, _ = loss_sums(prediction, batch, weights, kind="huber", huber_delta=100.0)
+    sums_mse, _ = loss_sums(prediction, batch, weights, kind="mse")
+    for term in ("energy", "forces", "stress"):
+        assert float(sums_one[term]) == pytest.approx(0.5 * float(sums_mse[term]), rel=1e-9)
+    assert float(sums_one["energy"]) == pytest.approx(_huber(0.3, 100.0), rel=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("delta", "message"),
+    [
+        ({"energy": 0.1, "forces": 0.5}, "missing \\['stress'\\]"),
+        ({"energy": 0.1, "forces": 0.5, "stress": 2.0, "virial": 1.0}, "unknown \\['virial'\\]"),
+        ({"energy": 0.0, "forces": 0.5, "stress": 2.0}, "huber_delta for energy must be positive"),
+        (float("nan"), "must be positive"),
+    ],
+)
+def test_bad_huber_thresholds_are_refused_by_name(delta, message):
+    with pytest.raises(ValueError, match=message):
+        huber_delta_for(delta, "energy")
+    with pytest.raises(ValueError, match=message):
+        TrainerSettings(loss_kind="huber", huber_delta=delta)
 
 
 def test_reference_fit_is_exact_on_constructed_data():

@@ -63,3 +63,23 @@ def test_v1_cycle3_grows_cycle2_by_angular_invariants_and_changes_nothing_else()
     assert {k: v for k, v in third.model.items() if not k.startswith("angular_")} == second.model
     assert (third.model["angular_lmax"], third.model["angular_channels"]) == (4, 8)
     assert dataclasses.replace(third.training, stop_after_epochs=1) == second.training
+
+
+def test_v1_cycle4_continues_cycle3_with_a_huber_loss_and_changes_nothing_else():
+    import dataclasses
+
+    third = load_run_config(next(p for p in CONFIGS if p.name == "mf-universal-v1-cycle3.yaml"))
+    fourth = load_run_config(next(p for p in CONFIGS if p.name == "mf-universal-v1-cycle4.yaml"))
+    assert third.training.stop_after_epochs == 4
+    assert fourth.init_from == third.output_dir / "best_model" and fourth.output_dir != third.output_dir
+    assert fourth.data == third.data and fourth.model == third.model and fourth.seed == third.seed
+    # every weight doubled: below the Huber thresholds (half the squared error) the loss is twice cycle 3's
+    assert tuple(dataclasses.replace(p, weight=p.weight / 2) for p in fourth.fidelity_priors) == third.fidelity_priors
+    settings = fourth.training
+    assert (settings.loss_kind, settings.huber_delta) == ("huber", {"energy": 0.1, "forces": 0.5, "stress": 2.0})
+    weights = settings.weights
+    assert (weights.energy, weights.forces, weights.stress) == (10.0, 2.0, 0.02) and not weights.per_fidelity
+    assert dataclasses.replace(third.training.weights, energy=10.0, forces=2.0, stress=0.02) == weights
+    changed = {k for k, v in settings.to_dict().items() if third.training.to_dict()[k] != v}
+    assert changed == {"loss_kind", "huber_delta", "weights", "grad_clip", "learning_rate", "stop_after_epochs"}
+    assert settings.grad_clip == 2 * third.training.grad_clip and settings.stop_after_epochs is None

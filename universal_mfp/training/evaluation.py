@@ -13,7 +13,7 @@ from universal_mfp.data.batching import batch_to
 from universal_mfp.data.dataset import GraphDataset
 from universal_mfp.model.potential import MultiFidelityPotential
 from universal_mfp.training.distributed import DistributedContext, all_reduce_sum
-from universal_mfp.training.loss import TERMS, combine, loss_sums
+from universal_mfp.training.loss import TERMS, HuberDelta, combine, loss_sums
 from universal_mfp.units import EV_PER_A3_TO_GPA, MEV_PER_EV
 
 # accumulated per fidelity: [abs sum, square sum, count] for energy (meV/atom), forces (meV/Å), stress (GPa)
@@ -46,7 +46,7 @@ def evaluate_errors(
     context: DistributedContext | None = None,
     loss_weights: torch.Tensor | None = None,
     loss_kind: str = "mse",
-    huber_delta: float = 0.01,
+    huber_delta: HuberDelta = 0.01,
 ) -> Evaluation:
     """MAE and RMSE per fidelity: ``{fidelity: {"energy_mae": meV/atom, "forces_mae": meV/Å, "stress_mae": GPa, ...}}``.
 

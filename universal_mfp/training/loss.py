@@ -40,6 +40,35 @@ class LossWeights:
         return torch.tensor(rows, dtype=torch.float64)
 
 
+HuberDelta = float | Mapping[str, float]
+
+
+def huber_delta_for(delta: HuberDelta, term: str) -> float:
+    """The Huber threshold of one loss term: one number for every term, or a mapping per term.
+
+    The threshold is in the term's unit: eV/atom (energy), eV/Å (force components), GPa (stress components).
+    Errors below it are penalised quadratically (``error²/2``), larger ones linearly, so that a few structures
+    with very large errors (failed labels, far-from-equilibrium frames) cannot dominate the gradient.
+
+    Raises:
+        ValueError: for a mapping that misses a term or names an unknown one, or a threshold that is not positive.
+    """
+    if isinstance(delta, Mapping):
+        unknown = set(delta) - set(TERMS)
+        missing = set(TERMS) - set(delta)
+        if unknown or missing:
+            raise ValueError(
+                f"huber_delta per term needs exactly the terms {list(TERMS)}; "
+                f"unknown {sorted(unknown)}, missing {sorted(missing)}"
+            )
+        value = float(delta[term])
+    else:
+        value = float(delta)
+    if not value > 0 or value == float("inf"):
+        raise ValueError(f"huber_delta for {term} must be positive and finite, got {value}")
+    return value
+
+
 def _penalty(error: torch.Tensor, kind: str, delta: float) -> torch.Tensor:
     if kind == "mse":
         return error.square()
@@ -54,9 +83,12 @@ def loss_sums(
     weights: torch.Tensor,
     *,
     kind: str = "mse",
-    huber_delta: float = 0.01,
+    huber_delta: HuberDelta = 0.01,
 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """Weighted sums of the per-item penalties and the number of labelled items, per term.
+
+    ``huber_delta`` (``kind="huber"`` only) is one threshold for every term or one per term
+    (``huber_delta_for``).
 
     Returns:
         ``(sums, counts)`` keyed by term. ``loss = Σ_t sums[t] / max(counts[t], 1)`` (see ``combine``).
@@ -69,19 +101,20 @@ def loss_sums(
 
     has_energy = batch[keys.HAS_ENERGY].to(torch.float64)
     error = (prediction[keys.ENERGY] - batch[keys.ENERGY].to(torch.float64)) / num_atoms
-    sums["energy"] = (w[:, 0] * has_energy * _penalty(error, kind, huber_delta)).sum()
+    sums["energy"] = (w[:, 0] * has_energy * _penalty(error, kind, huber_delta_for(huber_delta, "energy"))).sum()
     counts["energy"] = has_energy.sum()
 
     if keys.FORCES in prediction:
         atom_mask = batch[keys.HAS_FORCES][batch[keys.BATCH]].to(torch.float64)
         atom_weight = w[:, 1][batch[keys.BATCH]] * atom_mask
         error = prediction[keys.FORCES].to(torch.float64) - batch[keys.FORCES].to(torch.float64)
-        sums["forces"] = (atom_weight.unsqueeze(-1) * _penalty(error, kind, huber_delta)).sum()
+        penalty = _penalty(error, kind, huber_delta_for(huber_delta, "forces"))
+        sums["forces"] = (atom_weight.unsqueeze(-1) * penalty).sum()
         counts["forces"] = 3.0 * atom_mask.sum()
     if keys.STRESS in prediction:
         has_stress = (batch[keys.HAS_STRESS] & batch[keys.PBC].all(dim=1)).to(torch.float64)
         error = (prediction[keys.STRESS].to(torch.float64) - batch[keys.STRESS].to(torch.float64)) * EV_PER_A3_TO_GPA
-        per_structure = _penalty(error, kind, huber_delta).sum(dim=(1, 2))
+        per_structure = _penalty(error, kind, huber_delta_for(huber_delta, "stress")).sum(dim=(1, 2))
         sums["stress"] = (w[:, 2] * has_stress * per_structure).sum()
         counts["stress"] = 9.0 * has_stress.sum()
     return sums, counts

@@ -32,7 +32,7 @@ from universal_mfp.training.distributed import (
 from universal_mfp.training.ema import ExponentialMovingAverage
 from universal_mfp.training.evaluation import error_metrics, evaluate_errors
 from universal_mfp.training.fidelity_prior import PRIOR_TERM, FidelityPrior, FidelityPriors
-from universal_mfp.training.loss import TERMS, LossWeights, combine, loss_sums
+from universal_mfp.training.loss import TERMS, HuberDelta, LossWeights, combine, huber_delta_for, loss_sums
 from universal_mfp.training.state_io import latest_state, load_training_state, save_training_state
 
 logger = logging.getLogger(__name__)
@@ -81,7 +81,9 @@ class TrainerSettings:
     grad_clip: float = 10.0
     seed: int = 0
     loss_kind: str = "mse"
-    huber_delta: float = 0.01
+    # Huber threshold (loss_kind "huber"): one number, or one per term in its unit,
+    # {"energy": eV/atom, "forces": eV/Å, "stress": GPa}
+    huber_delta: HuberDelta = 0.01
     weights: LossWeights = field(default_factory=LossWeights)
     checkpoint_every_steps: int = 0
     patience: int | None = None
@@ -104,6 +106,8 @@ class TrainerSettings:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
         if self.loss_kind not in ("mse", "huber"):
             raise ValueError(f"loss_kind must be 'mse' or 'huber', got {self.loss_kind!r}")
+        for term in TERMS:
+            huber_delta_for(self.huber_delta, term)
         if self.selection_metric not in SELECTION_METRICS:
             raise ValueError(
                 f"selection_metric must be one of {list(SELECTION_METRICS)}, got {self.selection_metric!r}"
