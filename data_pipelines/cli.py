@@ -73,8 +73,18 @@ def _add_generate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--relax-steps", type=int, default=defaults.relax_steps)
     p.add_argument("--max-real-atoms", type=int, default=defaults.max_real_atoms)
     p.add_argument("--driver", default=defaults.driver, help="teacher spec that relaxes and runs MD")
-    p.add_argument("--elements", nargs="*", help="elements of the elemental crystals (default: every teacher element)")
+    p.add_argument(
+        "--elements",
+        nargs="*",
+        help="elements of the elemental crystals (default: every teacher element; the flag alone: none)",
+    )
     p.add_argument("--max-real-structures", type=int, help="take only the first N real structures (default: all)")
+    p.add_argument(
+        "--num-polymorph-compositions",
+        type=int,
+        help="binary compositions of common elements, each in every fitting common prototype (default: none)",
+    )
+    p.add_argument("--strains", type=int, default=defaults.strains, help="strained copies per crystal")
     _add_shard_args(p)
 
 
@@ -221,8 +231,10 @@ def _run_generate(args: argparse.Namespace, progress: bool) -> None:
         relax_steps=args.relax_steps,
         max_real_atoms=args.max_real_atoms,
         driver=args.driver,
-        elemental_elements=tuple(_split_list(args.elements)) if args.elements else None,
+        elemental_elements=tuple(_split_list(args.elements)) if args.elements is not None else None,
         max_real_structures=args.max_real_structures,
+        num_polymorph_compositions=args.num_polymorph_compositions,
+        strains=args.strains,
     )
     frames_dir = args.frames_dir or _shared_frames()
     if not frames_dir.is_dir():

@@ -82,6 +82,10 @@ class GenerationSettings:
         driver: teacher spec that relaxes and runs MD (its labels are not kept: ``teach`` labels).
         elemental_elements: elements of the fcc/bcc/hcp(/diamond) jobs (``None``: every teacher element).
         max_real_structures: take only the first this many real structures (``None``: all).
+        num_polymorph_compositions: binary ionic compositions of common elements (``POLYMORPH_ELEMENTS``), each
+            in every common binary prototype that fits its charges (rocksalt, CsCl, zincblende, wurtzite, NiAs,
+            fluorite, rutile...): polymorphs of one composition, whose energy differences hulls and formation
+            energies rest on (``None``: none).
     """
 
     seed: int = 0
@@ -101,6 +105,7 @@ class GenerationSettings:
     driver: str = "chgnet:0.3.0"
     elemental_elements: tuple[str, ...] | None = None
     max_real_structures: int | None = None
+    num_polymorph_compositions: int | None = None
 
     def key(self) -> str:
         """A short hash of the settings (unset options left out) and the generator version."""
@@ -175,11 +180,74 @@ def _u_focus_jobs(rng: np.random.Generator, ionic: list[Prototype], count: int, 
     return jobs
 
 
+# the elements of everyday inorganic chemistry: main group (without noble gases), 3d metals, and the 4d/5d
+# metals and lanthanum most common in oxides, halides, carbides and intermetallics
+POLYMORPH_ELEMENTS: tuple[str, ...] = (
+    *("H", "Li", "Be", "B", "C", "N", "O", "F", "Na", "Mg", "Al", "Si", "P", "S", "Cl", "K", "Ca"),
+    *("Sc", "Ti", "V", "Cr", "Mn", "Fe", "Co", "Ni", "Cu", "Zn", "Ga", "Ge", "As", "Se", "Br"),
+    *("Rb", "Sr", "Y", "Zr", "Nb", "Mo", "Ag", "Cd", "In", "Sn", "Sb", "Te", "I"),
+    *("Cs", "Ba", "La", "Hf", "Ta", "W", "Pt", "Au", "Pb", "Bi"),
+)
+
+
+def _binary_ionic_roles(prototypes: list[Prototype]) -> list[tuple[Prototype, int, str, str, int, int]]:
+    """Every two-placeholder prototype variant with integer charges.
+
+    Each as (prototype, variant, cation placeholder, anion placeholder, cation charge, anion charge).
+    """
+    out = []
+    for prototype in prototypes:
+        for variant, roles in enumerate(prototype.role_variants):
+            if len(roles) != 2 or not all(isinstance(r, int) for r in roles.values()):
+                continue
+            (cation, q), (anion, p) = sorted(roles.items(), key=lambda item: -int(item[1]))
+            if int(q) > 0 > int(p):
+                out.append((prototype, variant, cation, anion, int(q), int(p)))
+    return out
+
+
+def _polymorph_jobs(rng: np.random.Generator, common: list[Prototype], count: int, seen: set[str]) -> list[dict]:
+    """``count`` binary compositions of ``POLYMORPH_ELEMENTS``, each in every prototype that fits its charges.
+
+    Every composition is new to the plan (``seen``); its polymorphs share one composition group, and so one
+    split. Compositions that only one prototype fits are kept too (the prototype is still a common one).
+    """
+    options = _binary_ionic_roles(common)
+    charges = sorted({(q, p) for *_, q, p in options})
+    common_set = set(POLYMORPH_ELEMENTS)
+    jobs: list[dict[str, Any]] = []
+    compositions = 0
+    attempts = 0
+    while compositions < count:
+        attempts += 1
+        if attempts > 200 * max(count, 1):
+            raise RuntimeError(f"only {compositions} new polymorph compositions after {attempts} attempts")
+        q, p = charges[int(rng.integers(len(charges)))]
+        cations = [e for e in role_candidates(q, "") if e in common_set]
+        anions = [e for e in role_candidates(p, "") if e in common_set]
+        if not cations or not anions:
+            continue
+        cation, anion = str(rng.choice(cations)), str(rng.choice(anions))
+        if cation == anion:
+            continue
+        fitting = [(proto, variant, c, a) for proto, variant, c, a, qq, pp in options if (qq, pp) == (q, p)]
+        formula = _formula_of(fitting[0][0], {fitting[0][2]: cation, fitting[0][3]: anion})
+        if formula in seen:
+            continue
+        seen.add(formula)
+        compositions += 1
+        for prototype, variant, c, a in fitting:
+            mapping = {c: cation, a: anion}
+            jobs.append({"kind": "polymorph", "prototype": prototype.name, "variant": variant, "mapping": mapping})
+    return jobs
+
+
 def build_plan(settings: GenerationSettings, frames_dir: str | Path) -> list[dict[str, Any]]:
     """The jobs of a generation run, in a fixed order determined by ``settings.seed``.
 
     Elemental and real jobs first, then GGA+U-metal oxides/fluorides and decorated prototypes, each with a
-    composition no earlier job has; then the list is shuffled with the seed so shards mix cheap and costly
+    composition no earlier job has, then (if asked) binary compositions of common elements in every fitting
+    prototype; then the list is shuffled with the seed so shards mix cheap and costly
     jobs. Every job has a unique ``job_id``.
     """
     rng = np.random.default_rng(settings.seed)
@@ -220,6 +288,8 @@ def build_plan(settings: GenerationSettings, frames_dir: str | Path) -> list[dic
         seen.add(formula)
         decorated += 1
         jobs.append({"kind": "decorated", "prototype": prototype.name, "variant": variant, "mapping": mapping})
+    if settings.num_polymorph_compositions:
+        jobs.extend(_polymorph_jobs(rng, families["common"], settings.num_polymorph_compositions, seen))
     order = rng.permutation(len(jobs))
     planned = [jobs[k] for k in order]
     for index, job in enumerate(planned):

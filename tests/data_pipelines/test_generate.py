@@ -27,7 +27,13 @@ from universal_mfp_pipelines.configurations import (
     surface,
     vacancy,
 )
-from universal_mfp_pipelines.generate import GenerationSettings, build_plan, generate, prototype_registry
+from universal_mfp_pipelines.generate import (
+    POLYMORPH_ELEMENTS,
+    GenerationSettings,
+    build_plan,
+    generate,
+    prototype_registry,
+)
 from universal_mfp_pipelines.prototypes import TEACHER_ELEMENTS, common_prototypes
 from universal_mfp_pipelines.shard_runner import parse_part
 from universal_mfp_pipelines.substitution import U_METALS, cation_candidates, decorate, sample_decoration
@@ -106,6 +112,49 @@ def test_plan_is_deterministic_new_and_charge_balanced(small_frames: Path):
             assert elements & set(U_METALS)
             assert elements & {"O", "F"}
     assert len(set(formulas)) == len(formulas)  # every decoration is a new composition
+
+
+def test_polymorph_jobs_put_each_new_common_composition_in_every_fitting_prototype(small_frames: Path):
+    settings = replace(SMALL_SETTINGS, num_polymorph_compositions=12)
+    jobs = build_plan(settings, small_frames)
+    # the option only adds jobs: every other job, and the settings key of a plan without it, stay as they were
+    assert [j for j in jobs if j["kind"] != "polymorph"] != [] and SMALL_SETTINGS.key() == replace(
+        settings, num_polymorph_compositions=None
+    ).key()
+    old = {
+        (j["kind"], j["prototype"], j["variant"], json.dumps(j["mapping"]))
+        for j in build_plan(SMALL_SETTINGS, small_frames)
+    }
+    assert old <= {(j["kind"], j["prototype"], j["variant"], json.dumps(j["mapping"])) for j in jobs}
+    registry = prototype_registry(str(small_frames))
+    by_formula: dict[str, set[tuple[str, tuple[int, ...]]]] = {}
+    other_formulas = set()
+    for job in jobs:
+        if job["kind"] in ("real", "elemental"):
+            continue
+        prototype = registry[job["prototype"]]
+        formula = decorate(prototype, job["variant"], job["mapping"]).composition.reduced_formula
+        if job["kind"] != "polymorph":
+            other_formulas.add(formula)
+            continue
+        assert prototype.family == "common" and _charge(prototype, job["variant"]) == 0
+        assert set(job["mapping"].values()) <= set(POLYMORPH_ELEMENTS) and len(set(job["mapping"].values())) == 2
+        charges = tuple(sorted(prototype.role_variants[job["variant"]].values(), reverse=True))
+        by_formula.setdefault(formula, set()).add((job["prototype"], charges))
+    assert len(by_formula) == 12 and not set(by_formula) & other_formulas
+    fits = {  # the common prototypes with a variant of each charge pair
+        (1, -1): {"rocksalt", "cesium_chloride", "zincblende"},
+        (2, -2): {"rocksalt", "zincblende", "wurtzite", "nickel_arsenide"},
+        (3, -3): {"rocksalt", "zincblende", "wurtzite", "nickel_arsenide"},
+        (2, -1): {"fluorite", "rutile", "cadmium_iodide_layered"},
+        (4, -2): {"fluorite", "rutile", "cadmium_iodide_layered"},
+        (3, -2): {"corundum"},
+    }
+    for formula, placed in by_formula.items():
+        (charges,) = {c for _, c in placed}  # one charge pair per composition
+        if charges in fits:
+            assert {name for name, _ in placed} == fits[charges], formula
+    assert max(len(p) for p in by_formula.values()) >= 3  # polymorphs, not one structure per composition
 
 
 def test_geometric_configurations():
