@@ -10,8 +10,12 @@ import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from universal_mfp_pipelines._io import read_jsonl
+
+if TYPE_CHECKING:
+    from universal_mfp_pipelines.generate import GenerationSettings
 
 logger = logging.getLogger(__name__)
 
@@ -220,10 +224,11 @@ def _shared_frames() -> Path:
     return root / "frames"
 
 
-def _run_generate(args: argparse.Namespace, progress: bool) -> None:
-    from universal_mfp_pipelines.generate import GenerationSettings, generate
+def generation_settings(args: argparse.Namespace) -> GenerationSettings:
+    """The ``GenerationSettings`` of parsed ``generate`` arguments (``--elements`` alone: no elemental crystals)."""
+    from universal_mfp_pipelines.generate import GenerationSettings
 
-    settings = GenerationSettings(
+    return GenerationSettings(
         seed=args.seed,
         num_decorated=args.num_decorated,
         num_u_focus=args.num_u_focus,
@@ -236,6 +241,12 @@ def _run_generate(args: argparse.Namespace, progress: bool) -> None:
         num_polymorph_compositions=args.num_polymorph_compositions,
         strains=args.strains,
     )
+
+
+def _run_generate(args: argparse.Namespace, progress: bool) -> None:
+    from universal_mfp_pipelines.generate import generate
+
+    settings = generation_settings(args)
     frames_dir = args.frames_dir or _shared_frames()
     if not frames_dir.is_dir():
         raise FileNotFoundError(f"real frames folder {frames_dir} not found: pass --frames-dir")

@@ -220,6 +220,17 @@ CLI_ARGS = [
 ]
 
 
+def test_cli_arguments_make_the_settings():
+    from universal_mfp_pipelines.cli import build_parser, generation_settings
+
+    parser = build_parser()
+    assert generation_settings(parser.parse_args(["generate", "out", *CLI_ARGS])) == CLI_SETTINGS
+    args = parser.parse_args(["generate", "out", "--elements", "--num-polymorph-compositions", "5", "--strains", "3"])
+    settings = generation_settings(args)
+    assert settings.elemental_elements == () and settings.num_polymorph_compositions == 5 and settings.strains == 3
+    assert generation_settings(parser.parse_args(["generate", "out"])) == GenerationSettings()
+
+
 def _shard_hashes(folder: Path) -> dict[str, str]:
     return {p.name: json.loads(p.read_text())["sha256"] for p in sorted(folder.glob("structures-*.json"))}
 
