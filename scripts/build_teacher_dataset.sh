@@ -7,6 +7,9 @@
 #    (runs/teacher/structures, not committed);
 # 2. teach: every structure labelled by CHGNet 0.3.0 (fidelity pbe_chgnet, raw MP GGA/GGA+U scale) and by
 #    CHGNet r2SCAN (fidelity r2scan_chgnet, MP r2SCAN scale), split by composition group (datasets/teacher).
+# 3. the polymorph supplement (datasets/teacher-polymorphs): 500 binary compositions of common elements, each
+#    in every common prototype that fits its charges, relaxed for up to 100 steps, with three strains each,
+#    generated (runs/teacher-polymorphs/structures) and labelled the same way, with the same split rule.
 # Both steps are resumable: rerun after an interruption and they continue where they stopped. To spread the
 # work over N machines, run each step with --part i/N on machine i, copy the folders together and run
 # `umfp data manifest FOLDER`. Needs the teachers extra: pip install -e '.[teachers]'.
@@ -16,4 +19,9 @@ workers="${1:-2}"
 frames="${UMFP_SHARED_DATA:-../shared/data}/frames"
 umfp data generate runs/teacher/structures --frames-dir "$frames" --seed 0 --workers "$workers"
 umfp data teach runs/teacher/structures datasets/teacher \
+    --teacher pbe_chgnet=chgnet:0.3.0 --teacher r2scan_chgnet=chgnet:r2scan --seed 0 --workers "$workers"
+umfp data generate runs/teacher-polymorphs/structures --frames-dir "$frames" --seed 11 --num-decorated 0 \
+    --num-u-focus 0 --elements --max-real-structures 0 --num-polymorph-compositions 500 --relax-steps 100 \
+    --strains 3 --jobs-per-shard 20 --workers "$workers"
+umfp data teach runs/teacher-polymorphs/structures datasets/teacher-polymorphs \
     --teacher pbe_chgnet=chgnet:0.3.0 --teacher r2scan_chgnet=chgnet:r2scan --seed 0 --workers "$workers"

@@ -65,14 +65,20 @@ def test_v1_cycle3_grows_cycle2_by_angular_invariants_and_changes_nothing_else()
     assert dataclasses.replace(third.training, stop_after_epochs=1) == second.training
 
 
-def test_v1_cycle4_continues_cycle3_with_a_huber_loss_and_changes_nothing_else():
+def test_v1_cycle4_continues_cycle3_with_a_huber_loss_and_the_polymorphs_and_changes_nothing_else():
     import dataclasses
 
     third = load_run_config(next(p for p in CONFIGS if p.name == "mf-universal-v1-cycle3.yaml"))
     fourth = load_run_config(next(p for p in CONFIGS if p.name == "mf-universal-v1-cycle4.yaml"))
     assert third.training.stop_after_epochs == 4
     assert fourth.init_from == third.output_dir / "best_model" and fourth.output_dir != third.output_dir
-    assert fourth.data == third.data and fourth.model == third.model and fourth.seed == third.seed
+    assert fourth.model == third.model and fourth.seed == third.seed
+    # one source more: the teachers' polymorph supplement, and nothing else in the data
+    added = [s for s in fourth.data.sources if s not in third.data.sources]
+    assert [s.path.name for s in added] == ["teacher-polymorphs"] and added[0].path.is_dir()
+    assert (
+        dataclasses.replace(fourth.data, sources=tuple(s for s in fourth.data.sources if s not in added)) == third.data
+    )
     # every weight doubled: below the Huber thresholds (half the squared error) the loss is twice cycle 3's
     assert tuple(dataclasses.replace(p, weight=p.weight / 2) for p in fourth.fidelity_priors) == third.fidelity_priors
     settings = fourth.training
