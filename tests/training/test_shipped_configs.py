@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,19 @@ from universal_mfp.training.config import load_run_config
 CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.yaml"))
 
 
+def _config(name: str):
+    return load_run_config(next(p for p in CONFIGS if p.name == name))
+
+
+def _cycle(parent_name: str, child_name: str, parent_stops_after: int):
+    """A cycle and the one it continues: the parent cut after ``parent_stops_after`` epochs, the child starting
+    from the parent's model in a run folder of its own."""
+    parent, child = _config(parent_name), _config(child_name)
+    assert parent.training.stop_after_epochs == parent_stops_after
+    assert child.init_from == parent.output_dir / "best_model" and child.output_dir != parent.output_dir
+    return parent, child
+
+
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
 def test_config_parses(path: Path):
     config = load_run_config(path)
@@ -18,7 +32,7 @@ def test_config_parses(path: Path):
 
 
 def test_v1_ties_binding_energies_and_calibrates_every_teacher_element():
-    config = load_run_config(next(p for p in CONFIGS if p.name == "mf-universal-v1.yaml"))
+    config = _config("mf-universal-v1.yaml")
     assert [(s.source, s.target, s.shift_from_references) for s in config.fidelity_priors] == [
         ("pbe_chgnet", "pbe", True),
         ("r2scan_chgnet", "r2scan", True),
@@ -30,13 +44,8 @@ def test_v1_ties_binding_energies_and_calibrates_every_teacher_element():
 
 
 def test_v1_cycle2_continues_cycle1_with_only_the_stated_changes():
-    import dataclasses
-
-    first = load_run_config(next(p for p in CONFIGS if p.name == "mf-universal-v1.yaml"))
-    second = load_run_config(next(p for p in CONFIGS if p.name == "mf-universal-v1-cycle2.yaml"))
-    assert first.training.stop_after_epochs == 5 and first.init_from is None
-    assert second.init_from == first.output_dir / "best_model"
-    assert second.output_dir != first.output_dir and second.training.stop_after_epochs == 1
+    first, second = _cycle("mf-universal-v1.yaml", "mf-universal-v1-cycle2.yaml", 5)
+    assert first.init_from is None
     teacher = second.data.isolated_atom_energies["r2scan_chgnet"]
     assert (
         teacher.fallback_from_compounds
@@ -53,12 +62,7 @@ def test_v1_cycle2_continues_cycle1_with_only_the_stated_changes():
 
 
 def test_v1_cycle3_grows_cycle2_by_angular_invariants_and_changes_nothing_else():
-    import dataclasses
-
-    second = load_run_config(next(p for p in CONFIGS if p.name == "mf-universal-v1-cycle2.yaml"))
-    third = load_run_config(next(p for p in CONFIGS if p.name == "mf-universal-v1-cycle3.yaml"))
-    assert second.training.stop_after_epochs == 1
-    assert third.init_from == second.output_dir / "best_model" and third.output_dir != second.output_dir
+    second, third = _cycle("mf-universal-v1-cycle2.yaml", "mf-universal-v1-cycle3.yaml", 1)
     assert third.data == second.data and third.fidelity_priors == second.fidelity_priors
     assert {k: v for k, v in third.model.items() if not k.startswith("angular_")} == second.model
     assert (third.model["angular_lmax"], third.model["angular_channels"]) == (4, 8)
@@ -66,12 +70,7 @@ def test_v1_cycle3_grows_cycle2_by_angular_invariants_and_changes_nothing_else()
 
 
 def test_v1_cycle4_continues_cycle3_with_a_huber_loss_and_the_polymorphs_and_changes_nothing_else():
-    import dataclasses
-
-    third = load_run_config(next(p for p in CONFIGS if p.name == "mf-universal-v1-cycle3.yaml"))
-    fourth = load_run_config(next(p for p in CONFIGS if p.name == "mf-universal-v1-cycle4.yaml"))
-    assert third.training.stop_after_epochs == 4
-    assert fourth.init_from == third.output_dir / "best_model" and fourth.output_dir != third.output_dir
+    third, fourth = _cycle("mf-universal-v1-cycle3.yaml", "mf-universal-v1-cycle4.yaml", 4)
     assert fourth.model == third.model and fourth.seed == third.seed
     # one source more: the teachers' polymorph supplement, and nothing else in the data
     added = [s for s in fourth.data.sources if s not in third.data.sources]
