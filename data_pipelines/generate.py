@@ -212,8 +212,10 @@ def _polymorph_jobs(rng: np.random.Generator, common: list[Prototype], count: in
     Every composition is new to the plan (``seen``); its polymorphs share one composition group, and so one
     split. Compositions that only one prototype fits are kept too (the prototype is still a common one).
     """
-    options = _binary_ionic_roles(common)
-    charges = sorted({(q, p) for *_, q, p in options})
+    fitting_by_charges: dict[tuple[int, int], list[tuple[Prototype, int, str, str]]] = {}
+    for prototype, variant, c, a, q, p in _binary_ionic_roles(common):
+        fitting_by_charges.setdefault((q, p), []).append((prototype, variant, c, a))
+    charges = sorted(fitting_by_charges)
     common_set = set(POLYMORPH_ELEMENTS)
     jobs: list[dict[str, Any]] = []
     compositions = 0
@@ -230,7 +232,7 @@ def _polymorph_jobs(rng: np.random.Generator, common: list[Prototype], count: in
         cation, anion = str(rng.choice(cations)), str(rng.choice(anions))
         if cation == anion:
             continue
-        fitting = [(proto, variant, c, a) for proto, variant, c, a, qq, pp in options if (qq, pp) == (q, p)]
+        fitting = fitting_by_charges[(q, p)]
         formula = _formula_of(fitting[0][0], {fitting[0][2]: cation, fitting[0][3]: anion})
         if formula in seen:
             continue
