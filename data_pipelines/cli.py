@@ -88,6 +88,14 @@ def _add_generate_args(p: argparse.ArgumentParser) -> None:
         type=int,
         help="binary compositions of common elements, each in every fitting common prototype (default: none)",
     )
+    p.add_argument(
+        "--num-tetrahedral-compositions",
+        type=int,
+        help="octet-rule sp3 alloys (half with Si and C), each in zincblende and wurtzite stacking (default: none)",
+    )
+    p.add_argument(
+        "--exclude-formulas", nargs="*", help="compositions no generated crystal may have (real ones are kept)"
+    )
     p.add_argument("--strains", type=int, default=defaults.strains, help="strained copies per crystal")
     _add_shard_args(p)
 
@@ -239,6 +247,8 @@ def generation_settings(args: argparse.Namespace) -> GenerationSettings:
         elemental_elements=tuple(_split_list(args.elements)) if args.elements is not None else None,
         max_real_structures=args.max_real_structures,
         num_polymorph_compositions=args.num_polymorph_compositions,
+        num_tetrahedral_compositions=args.num_tetrahedral_compositions,
+        exclude_formulas=tuple(_split_list(args.exclude_formulas)) if args.exclude_formulas else None,
         strains=args.strains,
     )
 

@@ -51,6 +51,7 @@ from universal_mfp_pipelines.shard_runner import (
     write_manifest,
 )
 from universal_mfp_pipelines.substitution import U_METALS, decorate, role_candidates, sample_decoration
+from universal_mfp_pipelines.tetrahedral import FRAMEWORKS, sample_tetrahedral_sites, tetrahedral_structure
 
 from universal_mfp.files import atomic_write_bytes, atomic_write_json, sha256_file
 
@@ -86,6 +87,10 @@ class GenerationSettings:
             in every common binary prototype that fits its charges (rocksalt, CsCl, zincblende, wurtzite, NiAs,
             fluorite, rutile...): polymorphs of one composition, whose energy differences hulls and formation
             energies rest on (``None``: none).
+        num_tetrahedral_compositions: octet-rule alloys of the sp3 family (``tetrahedral``: C, Si, Ge, Sn with
+            groups 2/3/5/6), each in zincblende and wurtzite stacking; half hold Si and C (``None``: none).
+        exclude_formulas: compositions no generated job may have (e.g. those a model is judged on); real
+            structures are kept as they are (``None``: none).
     """
 
     seed: int = 0
@@ -106,6 +111,8 @@ class GenerationSettings:
     elemental_elements: tuple[str, ...] | None = None
     max_real_structures: int | None = None
     num_polymorph_compositions: int | None = None
+    num_tetrahedral_compositions: int | None = None
+    exclude_formulas: tuple[str, ...] | None = None
 
     def key(self) -> str:
         """A short hash of the settings (unset options left out) and the generator version."""
@@ -118,6 +125,21 @@ def _reduced_formula(symbols: list[str]) -> str:
     from pymatgen.core import Composition
 
     return Composition(" ".join(symbols)).reduced_formula
+
+
+def _excluded_formulas(formulas: tuple[str, ...]) -> set[str]:
+    from pymatgen.core import Composition, Element
+
+    out = set()
+    for formula in formulas:
+        try:
+            composition = Composition(formula)
+        except (ValueError, KeyError) as error:
+            raise ValueError(f"exclude_formulas: {formula!r} is not a chemical formula ({error})") from error
+        if not all(isinstance(element, Element) for element in composition.elements):
+            raise ValueError(f"exclude_formulas: {formula!r} holds symbols that are not elements")
+        out.add(composition.reduced_formula)
+    return out
 
 
 @functools.cache
@@ -244,14 +266,44 @@ def _polymorph_jobs(rng: np.random.Generator, common: list[Prototype], count: in
     return jobs
 
 
+def _tetrahedral_jobs(rng: np.random.Generator, count: int, seen: set[str]) -> list[dict[str, Any]]:
+    """``count`` new compositions of octet-rule tetrahedral alloys, each in every tetrahedral framework.
+
+    Every other composition holds both Si and C: Si-C is the bond SiC's formation energy rests on, and one the
+    other generated and real data (without SiC itself, a composition models are judged on) almost never make.
+    A job's ``mapping`` holds its two sublattices in site order (``cations``, ``anions``).
+    """
+    jobs: list[dict[str, Any]] = []
+    compositions = 0
+    attempts = 0
+    while compositions < count:
+        attempts += 1
+        if attempts > 200 * max(count, 1):
+            raise RuntimeError(f"only {compositions} new tetrahedral compositions after {attempts} attempts")
+        cations, anions = sample_tetrahedral_sites(rng, with_si_c=compositions % 2 == 0)
+        formula = _reduced_formula([*cations, *anions])
+        if formula in seen:
+            continue
+        seen.add(formula)
+        compositions += 1
+        for framework in FRAMEWORKS:
+            order = rng.permutation(len(cations)), rng.permutation(len(anions))
+            mapping = {"cations": [cations[k] for k in order[0]], "anions": [anions[k] for k in order[1]]}
+            jobs.append(
+                {"kind": "tetrahedral", "prototype": f"tetrahedral:{framework}", "variant": 0, "mapping": mapping}
+            )
+    return jobs
+
+
 def build_plan(settings: GenerationSettings, frames_dir: str | Path) -> list[dict[str, Any]]:
     """The jobs of a generation run, in a fixed order determined by ``settings.seed``.
 
     Elemental and real jobs first, then GGA+U-metal oxides/fluorides and decorated prototypes, each with a
-    composition no earlier job has, then (if asked) binary compositions of common elements in every fitting
-    prototype; then the list is shuffled with the seed so shards mix cheap and costly
-    jobs. Every job has a unique ``job_id``.
+    composition no earlier job has (and none of ``exclude_formulas``), then (if asked) binary compositions of
+    common elements in every fitting prototype and tetrahedral alloys in both stackings; then the list is
+    shuffled with the seed so shards mix cheap and costly jobs. Every job has a unique ``job_id``.
     """
+    excluded = _excluded_formulas(settings.exclude_formulas or ())
     rng = np.random.default_rng(settings.seed)
     registry = prototype_registry(str(frames_dir))
     jobs = _elemental_jobs(settings.elemental_elements)
@@ -262,6 +314,7 @@ def build_plan(settings: GenerationSettings, frames_dir: str | Path) -> list[dic
             break
         jobs.append({"kind": "real", "prototype": f"real-as-is:{ident}", "variant": 0, "mapping": {}})
         seen.add(structure.composition.reduced_formula)
+    seen |= excluded
     families = {
         "common": [p for p in registry.values() if p.family == "common"],
         "aflow": [p for p in registry.values() if p.family == "aflow"],
@@ -292,6 +345,8 @@ def build_plan(settings: GenerationSettings, frames_dir: str | Path) -> list[dic
         jobs.append({"kind": "decorated", "prototype": prototype.name, "variant": variant, "mapping": mapping})
     if settings.num_polymorph_compositions:
         jobs.extend(_polymorph_jobs(rng, families["common"], settings.num_polymorph_compositions, seen))
+    if settings.num_tetrahedral_compositions:
+        jobs.extend(_tetrahedral_jobs(rng, settings.num_tetrahedral_compositions, seen))
     order = rng.permutation(len(jobs))
     planned = [jobs[k] for k in order]
     for index, job in enumerate(planned):
@@ -342,6 +397,9 @@ def _base_structure(job: dict[str, Any], frames_dir: str) -> tuple[Atoms, str]:
         structures = dict(real_structures(frames_dir, max_atoms=10_000)) if ident not in _REAL_CACHE else {}
         _REAL_CACHE.update(structures)
         return AseAtomsAdaptor.get_atoms(_REAL_CACHE[ident]), ident
+    if job["kind"] == "tetrahedral":
+        framework = job["prototype"].split(":", 1)[1]
+        return tetrahedral_structure(framework, job["mapping"]["cations"], job["mapping"]["anions"]), job["prototype"]
     prototype = prototype_registry(frames_dir)[job["prototype"]]
     structure = decorate(prototype, job["variant"], job["mapping"])
     return AseAtomsAdaptor.get_atoms(structure), prototype.name
