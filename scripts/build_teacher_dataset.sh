@@ -10,6 +10,11 @@
 # 3. the polymorph supplement (datasets/teacher-polymorphs): 500 binary compositions of common elements, each
 #    in every common prototype that fits its charges, relaxed for up to 100 steps, with three strains each,
 #    generated (runs/teacher-polymorphs/structures) and labelled the same way, with the same split rule.
+# 4. the tetrahedral supplement (datasets/teacher-tetrahedral): 500 octet-rule alloys of the sp3 family (C, Si,
+#    Ge, Sn with B/Al/Ga/In + N/P/As/Sb and Be/Mg/Zn/Cd + O/S/Se/Te), every other one holding Si and C, each in
+#    zincblende and wurtzite stacking, relaxed for up to 100 steps, with three strains each; none of the
+#    compositions the checks judge (SiC, MgO...). Generated (runs/teacher-tetrahedral/structures) and labelled
+#    the same way, with the same split rule.
 # Both steps are resumable: rerun after an interruption and they continue where they stopped. To spread the
 # work over N machines, run each step with --part i/N on machine i, copy the folders together and run
 # `umfp data manifest FOLDER`. Needs the teachers extra: pip install -e '.[teachers]'.
@@ -24,4 +29,10 @@ umfp data generate runs/teacher-polymorphs/structures --frames-dir "$frames" --s
     --num-u-focus 0 --elements --max-real-structures 0 --num-polymorph-compositions 500 --relax-steps 100 \
     --strains 3 --jobs-per-shard 20 --workers "$workers"
 umfp data teach runs/teacher-polymorphs/structures datasets/teacher-polymorphs \
+    --teacher pbe_chgnet=chgnet:0.3.0 --teacher r2scan_chgnet=chgnet:r2scan --seed 0 --workers "$workers"
+umfp data generate runs/teacher-tetrahedral/structures --frames-dir "$frames" --seed 12 --num-decorated 0 \
+    --num-u-focus 0 --elements --max-real-structures 0 --num-tetrahedral-compositions 500 --relax-steps 100 \
+    --strains 3 --jobs-per-shard 20 --exclude-formulas Li2O Li2O2 Fe3O4 Fe2O3 MgO SiC NaCl Al2O3 LiF \
+    --workers "$workers"
+umfp data teach runs/teacher-tetrahedral/structures datasets/teacher-tetrahedral \
     --teacher pbe_chgnet=chgnet:0.3.0 --teacher r2scan_chgnet=chgnet:r2scan --seed 0 --workers "$workers"

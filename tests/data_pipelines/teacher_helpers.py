@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 from ase.calculators.calculator import Calculator, all_changes
 from ase.io import read, write
 from universal_mfp_pipelines.generate import GenerationSettings
@@ -82,3 +85,16 @@ def crash_for_copper() -> HarmonicCalculator:
 def not_a_calculator() -> str:
     """A factory that returns something that is not a calculator."""
     return "nope"
+
+
+def composition_groups(folder: Path) -> dict[str, dict[str, set]]:
+    """Per composition group of a labelled dataset: its splits and its prototypes."""
+    out: dict[str, dict[str, set]] = defaultdict(lambda: {"splits": set(), "prototypes": set()})
+    for path in sorted(folder.glob("labels-*.parquet")):
+        table = pq.read_table(path, columns=["split", "extra_info"])
+        splits, extras = table.column("split").to_pylist(), table.column("extra_info").to_pylist()
+        for split, extra in zip(splits, extras, strict=True):
+            info = json.loads(extra)
+            out[info["composition_group"]]["splits"].add(split)
+            out[info["composition_group"]]["prototypes"].add(info["prototype"])
+    return out

@@ -89,3 +89,16 @@ def test_v1_cycle4_continues_cycle3_with_a_huber_loss_and_the_polymorphs_and_cha
     assert changed == {"loss_kind", "huber_delta", "weights", "grad_clip", "learning_rate"}
     assert settings.grad_clip == 2 * third.training.grad_clip
 
+
+def test_v1_cycle5_continues_cycle4_with_the_tetrahedral_alloys_and_a_stress_weight_and_changes_nothing_else():
+    fourth, fifth = _cycle("mf-universal-v1-cycle4.yaml", "mf-universal-v1-cycle5.yaml", 4)
+    assert fifth.model == fourth.model and fifth.seed == fourth.seed
+    assert fifth.fidelity_priors == fourth.fidelity_priors
+    added = [s for s in fifth.data.sources if s not in fourth.data.sources]
+    assert [s.path.name for s in added] == ["teacher-tetrahedral"] and added[0].path.is_dir()
+    assert (
+        dataclasses.replace(fifth.data, sources=tuple(s for s in fifth.data.sources if s not in added)) == fourth.data
+    )
+    assert dataclasses.replace(fourth.training.weights, stress=0.05) == fifth.training.weights
+    changed = {k for k, v in fifth.training.to_dict().items() if fourth.training.to_dict()[k] != v}
+    assert changed == {"weights", "stop_after_epochs"} and fifth.training.stop_after_epochs is None
