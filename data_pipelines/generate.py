@@ -17,6 +17,7 @@ import json
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -228,6 +229,33 @@ def _binary_ionic_roles(prototypes: list[Prototype]) -> list[tuple[Prototype, in
     return out
 
 
+def _new_compositions(
+    kind: str,
+    count: int,
+    seen: set[str],
+    draw: Callable[[int], tuple[str, Callable[[], list[dict[str, Any]]]] | None],
+) -> list[dict[str, Any]]:
+    """The jobs of ``count`` compositions new to the plan (``seen``, updated).
+
+    ``draw(k)`` proposes the k-th composition: its formula and a function that makes its jobs (called only for
+    a new formula, so a draw that repeats one uses no further random numbers), or ``None`` for a failed draw.
+    """
+    jobs: list[dict[str, Any]] = []
+    compositions = 0
+    attempts = 0
+    while compositions < count:
+        attempts += 1
+        if attempts > 200 * max(count, 1):
+            raise RuntimeError(f"only {compositions} new {kind} compositions after {attempts} attempts")
+        drawn = draw(compositions)
+        if drawn is None or drawn[0] in seen:
+            continue
+        seen.add(drawn[0])
+        compositions += 1
+        jobs.extend(drawn[1]())
+    return jobs
+
+
 def _polymorph_jobs(rng: np.random.Generator, common: list[Prototype], count: int, seen: set[str]) -> list[dict]:
     """``count`` binary compositions of ``POLYMORPH_ELEMENTS``, each in every prototype that fits its charges.
 
@@ -239,31 +267,24 @@ def _polymorph_jobs(rng: np.random.Generator, common: list[Prototype], count: in
         fitting_by_charges.setdefault((q, p), []).append((prototype, variant, c, a))
     charges = sorted(fitting_by_charges)
     common_set = set(POLYMORPH_ELEMENTS)
-    jobs: list[dict[str, Any]] = []
-    compositions = 0
-    attempts = 0
-    while compositions < count:
-        attempts += 1
-        if attempts > 200 * max(count, 1):
-            raise RuntimeError(f"only {compositions} new polymorph compositions after {attempts} attempts")
+
+    def draw(_: int) -> tuple[str, Callable[[], list[dict[str, Any]]]] | None:
         q, p = charges[int(rng.integers(len(charges)))]
         cations = [e for e in role_candidates(q, "") if e in common_set]
         anions = [e for e in role_candidates(p, "") if e in common_set]
         if not cations or not anions:
-            continue
+            return None
         cation, anion = str(rng.choice(cations)), str(rng.choice(anions))
         if cation == anion:
-            continue
+            return None
         fitting = fitting_by_charges[(q, p)]
         formula = _formula_of(fitting[0][0], {fitting[0][2]: cation, fitting[0][3]: anion})
-        if formula in seen:
-            continue
-        seen.add(formula)
-        compositions += 1
-        for prototype, variant, c, a in fitting:
-            mapping = {c: cation, a: anion}
-            jobs.append({"kind": "polymorph", "prototype": prototype.name, "variant": variant, "mapping": mapping})
-    return jobs
+        return formula, lambda: [
+            {"kind": "polymorph", "prototype": prototype.name, "variant": variant, "mapping": {c: cation, a: anion}}
+            for prototype, variant, c, a in fitting
+        ]
+
+    return _new_compositions("polymorph", count, seen, draw)
 
 
 def _tetrahedral_jobs(rng: np.random.Generator, count: int, seen: set[str]) -> list[dict[str, Any]]:
@@ -273,26 +294,23 @@ def _tetrahedral_jobs(rng: np.random.Generator, count: int, seen: set[str]) -> l
     other generated and real data (without SiC itself, a composition models are judged on) almost never make.
     A job's ``mapping`` holds its two sublattices in site order (``cations``, ``anions``).
     """
-    jobs: list[dict[str, Any]] = []
-    compositions = 0
-    attempts = 0
-    while compositions < count:
-        attempts += 1
-        if attempts > 200 * max(count, 1):
-            raise RuntimeError(f"only {compositions} new tetrahedral compositions after {attempts} attempts")
-        cations, anions = sample_tetrahedral_sites(rng, with_si_c=compositions % 2 == 0)
-        formula = _reduced_formula([*cations, *anions])
-        if formula in seen:
-            continue
-        seen.add(formula)
-        compositions += 1
-        for framework in FRAMEWORKS:
-            order = rng.permutation(len(cations)), rng.permutation(len(anions))
-            mapping = {"cations": [cations[k] for k in order[0]], "anions": [anions[k] for k in order[1]]}
-            jobs.append(
-                {"kind": "tetrahedral", "prototype": f"tetrahedral:{framework}", "variant": 0, "mapping": mapping}
-            )
-    return jobs
+
+    def draw(index: int) -> tuple[str, Callable[[], list[dict[str, Any]]]]:
+        cations, anions = sample_tetrahedral_sites(rng, with_si_c=index % 2 == 0)
+
+        def placed() -> list[dict[str, Any]]:
+            jobs = []
+            for framework in FRAMEWORKS:
+                order = rng.permutation(len(cations)), rng.permutation(len(anions))
+                mapping = {"cations": [cations[k] for k in order[0]], "anions": [anions[k] for k in order[1]]}
+                jobs.append(
+                    {"kind": "tetrahedral", "prototype": f"tetrahedral:{framework}", "variant": 0, "mapping": mapping}
+                )
+            return jobs
+
+        return _reduced_formula([*cations, *anions]), placed
+
+    return _new_compositions("tetrahedral", count, seen, draw)
 
 
 def build_plan(settings: GenerationSettings, frames_dir: str | Path) -> list[dict[str, Any]]:
