@@ -82,21 +82,20 @@ def _atomic_number(value: int | str) -> int:
     return chemical_symbols.index(value)
 
 
-def reduced_formulas(formulas: Any, field: str = "data.exclude_compositions") -> tuple[str, ...]:
-    """The reduced formulas of a list of formulas; ``ValueError`` naming ``field`` and the formula if one is not."""
+def _reduced_formulas(formulas: Any) -> tuple[str, ...]:
     from pymatgen.core import Composition
 
     if isinstance(formulas, str) or not isinstance(formulas, list | tuple):
-        raise ValueError(f"{field} must be a list of formulas, got {formulas!r}")
+        raise ValueError(f"data.exclude_compositions must be a list of formulas, got {formulas!r}")
     reduced = []
     for formula in formulas:
         try:
             composition = Composition(str(formula))
         except (ValueError, KeyError) as error:
-            raise ValueError(f"{field}: {formula!r} is not a chemical formula ({error})") from error
+            raise ValueError(f"data.exclude_compositions: {formula!r} is not a chemical formula ({error})") from error
         unknown = [str(el) for el in composition.elements if str(el) not in chemical_symbols[1:]]
         if unknown or not composition:
-            raise ValueError(f"{field}: {formula!r} is not a chemical formula (elements {unknown})")
+            raise ValueError(f"data.exclude_compositions: {formula!r} is not a chemical formula (elements {unknown})")
         reduced.append(composition.reduced_formula)
     return tuple(reduced)
 
@@ -189,7 +188,7 @@ def parse_run_config(raw: Mapping[str, Any], *, base_dir: Path) -> RunConfig:
             max_binding_energy=(
                 float(data["max_binding_energy"]) if data.get("max_binding_energy") is not None else None
             ),
-            exclude_compositions=reduced_formulas(data.get("exclude_compositions") or ()),
+            exclude_compositions=_reduced_formulas(data.get("exclude_compositions") or ()),
             isolated_atom_energies=isolated,
         ),
         model=model,
