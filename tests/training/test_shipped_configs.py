@@ -101,4 +101,43 @@ def test_v1_cycle5_continues_cycle4_with_the_tetrahedral_alloys_and_a_stress_wei
     )
     assert dataclasses.replace(fourth.training.weights, stress=0.05) == fifth.training.weights
     changed = {k for k, v in fifth.training.to_dict().items() if fourth.training.to_dict()[k] != v}
-    assert changed == {"weights", "stop_after_epochs"} and fifth.training.stop_after_epochs is None
+    assert changed == {"weights", "stop_after_epochs"} and fifth.training.stop_after_epochs == 3
+
+
+def test_v1_cycle6_continues_cycle5_without_two_mg_labels_and_with_a_stress_weight_and_changes_nothing_else():
+    fifth, sixth = _cycle("mf-universal-v1-cycle5.yaml", "mf-universal-v1-cycle6.yaml", 3)
+    assert sixth.model == fifth.model and sixth.seed == fifth.seed and sixth.fidelity_priors == fifth.fidelity_priors
+    assert set(sixth.data.exclude_frames) == set(MG_OUTLIERS) and all(sixth.data.exclude_frames.values())
+    assert dataclasses.replace(sixth.data, exclude_frames={}) == fifth.data
+    assert dataclasses.replace(fifth.training.weights, stress=0.1) == sixth.training.weights
+    changed = {k for k, v in sixth.training.to_dict().items() if fifth.training.to_dict()[k] != v}
+    assert changed == {"weights", "epochs", "stop_after_epochs"}
+    assert (sixth.training.epochs, sixth.training.stop_after_epochs) == (6, None)
+
+
+# the two MP GGA Mg labels cycle 6 leaves out: frame id -> (atoms in the cell, space group)
+MG_OUTLIERS = {"mp_pbe_element_polymorphs:558": (1, "Fm-3m"), "mp_pbe_element_polymorphs:554": (3, "R-3m")}
+
+
+def test_the_mg_labels_left_out_are_the_rhombohedral_stackings_below_mp_hcp(shared_frames_dir: Path):
+    """What the cycle 6 exclusion rests on, read from the real file: among MP's close-packed Mg stackings, hcp
+    (2 atoms) lies below dhcp (4 atoms), but the 1-atom fcc and 3-atom Sm-type cells lie below both."""
+    from ase.io import read
+    from pymatgen.io.ase import AseAtomsAdaptor
+    from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+    frames = read(shared_frames_dir / "mp_pbe_element_polymorphs.extxyz", ":")
+
+    def cell(index: int) -> tuple[int, str, float]:
+        atoms = frames[index]
+        assert set(atoms.get_chemical_symbols()) == {"Mg"}
+        group = SpacegroupAnalyzer(AseAtomsAdaptor.get_structure(atoms), symprec=0.01).get_space_group_symbol()
+        return len(atoms), group, atoms.get_potential_energy() / len(atoms)
+
+    hcp, dhcp = cell(556), cell(557)
+    assert hcp[:2] == (2, "P6_3/mmc") and dhcp[:2] == (4, "P6_3/mmc")
+    assert 0.003 < dhcp[2] - hcp[2] < 0.005
+    for frame_id, (atoms, group) in MG_OUTLIERS.items():
+        natoms, symbol, energy = cell(int(frame_id.split(":")[1]))
+        assert (natoms, symbol) == (atoms, group)
+        assert -0.010 < energy - hcp[2] < -0.005

@@ -45,6 +45,8 @@ class DataSettings:
     their element references (fitted on the training frames), i.e. failed labels (``run.binding_energy_outliers``);
     ``exclude_compositions`` drops every frame, of every source, whose reduced formula is one of these (the
     materials that evaluations judge the model on stay out of training, validation and every fit);
+    ``exclude_frames`` maps frame ids (``info["frame_id"]``, e.g. ``mp_pbe_element_polymorphs:558``) to the
+    reason each label is left out (a label known to be wrong); every id must name a frame of the sources;
     ``isolated_atom_energies`` says, per fidelity, where the free-atom energies that become the element
     references come from (see ``universal_mfp.training.isolated_atoms``).
     """
@@ -58,6 +60,7 @@ class DataSettings:
     max_force: float | None = None
     max_binding_energy: float | None = None
     exclude_compositions: tuple[str, ...] = ()
+    exclude_frames: Mapping[str, str] = field(default_factory=dict)
     isolated_atom_energies: Mapping[str, IsolatedAtomSource] = field(default_factory=dict)
 
 
@@ -100,6 +103,18 @@ def _reduced_formulas(formulas: Any) -> tuple[str, ...]:
     return tuple(reduced)
 
 
+def _frame_exclusions(given: Any) -> dict[str, str]:
+    """``data.exclude_frames``: a mapping of frame id to the reason its label is left out."""
+    if not isinstance(given, Mapping):
+        raise ValueError(f"data.exclude_frames must map frame ids to reasons, got {given!r}")
+    exclusions = {}
+    for frame_id, reason in given.items():
+        if not isinstance(reason, str) or not reason.strip():
+            raise ValueError(f"data.exclude_frames: frame {frame_id!r} needs a reason (a non-empty text)")
+        exclusions[str(frame_id)] = reason.strip()
+    return exclusions
+
+
 def _expand(path: str, base: Path) -> Path:
     expanded = Path(os.path.expanduser(os.path.expandvars(path)))
     return expanded if expanded.is_absolute() else (base / expanded).resolve()
@@ -131,6 +146,7 @@ def parse_run_config(raw: Mapping[str, Any], *, base_dir: Path) -> RunConfig:
             "max_force",
             "max_binding_energy",
             "exclude_compositions",
+            "exclude_frames",
             "isolated_atom_energies",
         },
     )
@@ -189,6 +205,7 @@ def parse_run_config(raw: Mapping[str, Any], *, base_dir: Path) -> RunConfig:
                 float(data["max_binding_energy"]) if data.get("max_binding_energy") is not None else None
             ),
             exclude_compositions=_reduced_formulas(data.get("exclude_compositions") or ()),
+            exclude_frames=_frame_exclusions(data.get("exclude_frames") or {}),
             isolated_atom_energies=isolated,
         ),
         model=model,

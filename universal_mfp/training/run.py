@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,13 +73,15 @@ def read_sources_with_repeats(config: RunConfig) -> tuple[list[Frame], np.ndarra
         keep &= np.array([set(f.numbers.tolist()) <= allowed for f in frames])
     if config.data.exclude_compositions:
         keep &= ~excluded_compositions(frames, config.data.exclude_compositions)
+    if config.data.exclude_frames:
+        keep &= ~excluded_frames(frames, config.data.exclude_frames)
     if config.data.max_force is not None:
         limit = config.data.max_force
         keep &= np.array([f.forces is None or float(np.abs(f.forces).max()) <= limit for f in frames])
     if not keep.all():
-        logger.info("kept %d of %d frames (element, composition and force filters)", int(keep.sum()), len(frames))
+        logger.info("kept %d of %d frames (the data filters)", int(keep.sum()), len(frames))
     if not keep.any():
-        raise ValueError("no frame passes the data.elements / exclude_compositions / max_force filters")
+        raise ValueError("no frame passes the data filters (elements, exclude_compositions, exclude_frames, max_force)")
     kept = [f for f, k in zip(frames, keep, strict=True) if k]
     return kept, np.asarray(repeats)[keep]
 
@@ -158,6 +160,16 @@ def excluded_compositions(frames: Sequence[Frame], formulas: Sequence[str]) -> n
     return out
 
 
+def excluded_frames(frames: Sequence[Frame], frame_ids: Iterable[str]) -> np.ndarray:
+    """Per frame, whether its ``frame_id`` is one of ``frame_ids``; every id must name one of the frames."""
+    wanted = set(frame_ids)
+    ids = [str(f.info.get("frame_id", "")) for f in frames]
+    missing = sorted(wanted - set(ids))
+    if missing:
+        raise ValueError(f"data.exclude_frames: no frame of the sources has the id(s) {missing}")
+    return np.array([frame_id in wanted for frame_id in ids], dtype=bool)
+
+
 def normalised_model(
     train_frames: Sequence[Frame],
     train_set: GraphDataset,
@@ -220,6 +232,8 @@ def train_from_config(
         model, summary["init_from"] = start_from_checkpoint(model, config.init_from, seed=config.seed)
     summary.update(seed=config.seed, elements=model.config.element_symbols)
     summary[COVERAGE_KEY] = element_coverage(train_frames, prior_sources(config))
+    if config.data.exclude_frames:
+        summary["frames_left_out"] = dict(config.data.exclude_frames)
     if config.data.max_binding_energy is not None:
         summary["binding_energy_outliers_left_out"] = dropped
     if isolated:
