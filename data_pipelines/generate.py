@@ -54,6 +54,7 @@ from universal_mfp_pipelines.shard_runner import (
 from universal_mfp_pipelines.substitution import U_METALS, decorate, role_candidates, sample_decoration
 from universal_mfp_pipelines.tetrahedral import FRAMEWORKS, sample_tetrahedral_sites, tetrahedral_structure
 
+from universal_mfp.data.formulas import reduced_formulas
 from universal_mfp.files import atomic_write_bytes, atomic_write_json, sha256_file
 
 logger = logging.getLogger(__name__)
@@ -126,21 +127,6 @@ def _reduced_formula(symbols: list[str]) -> str:
     from pymatgen.core import Composition
 
     return Composition(" ".join(symbols)).reduced_formula
-
-
-def _excluded_formulas(formulas: tuple[str, ...]) -> set[str]:
-    from pymatgen.core import Composition, Element
-
-    out = set()
-    for formula in formulas:
-        try:
-            composition = Composition(formula)
-        except (ValueError, KeyError) as error:
-            raise ValueError(f"exclude_formulas: {formula!r} is not a chemical formula ({error})") from error
-        if not all(isinstance(element, Element) for element in composition.elements):
-            raise ValueError(f"exclude_formulas: {formula!r} holds symbols that are not elements")
-        out.add(composition.reduced_formula)
-    return out
 
 
 @functools.cache
@@ -321,7 +307,7 @@ def build_plan(settings: GenerationSettings, frames_dir: str | Path) -> list[dic
     common elements in every fitting prototype and tetrahedral alloys in both stackings; then the list is
     shuffled with the seed so shards mix cheap and costly jobs. Every job has a unique ``job_id``.
     """
-    excluded = _excluded_formulas(settings.exclude_formulas or ())
+    excluded = set(reduced_formulas(settings.exclude_formulas or (), setting="exclude_formulas"))
     rng = np.random.default_rng(settings.seed)
     registry = prototype_registry(str(frames_dir))
     jobs = _elemental_jobs(settings.elemental_elements)

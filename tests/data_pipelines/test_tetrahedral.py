@@ -113,7 +113,10 @@ def test_plan_puts_each_new_composition_in_both_stackings_and_none_of_the_exclud
 
 
 def test_excluded_formulas_must_be_formulas(tmp_path: Path):
-    for bad, problem in (("Xx2", "holds symbols that are not elements"), ("", "is not a chemical formula")):
+    for bad, problem in (
+        ("Xx2", r"is not a chemical formula \(not elements: \['Xx'\]\)"),
+        ("", "is not a chemical formula"),
+    ):
         settings = replace(SMALL_SETTINGS, exclude_formulas=("SiC", bad))
         with pytest.raises(ValueError, match=f"exclude_formulas: '{bad}' {problem}"):
             build_plan(settings, tmp_path)  # refused before any seed is read

@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 from ase.data import chemical_symbols
 
+from universal_mfp.data.formulas import reduced_formulas
 from universal_mfp.training.fidelity_prior import FidelityPriorSpec
 from universal_mfp.training.isolated_atoms import IsolatedAtomSource
 from universal_mfp.training.loss import LossWeights
@@ -83,24 +84,6 @@ def _atomic_number(value: int | str) -> int:
     if value not in chemical_symbols[1:]:
         raise ValueError(f"unknown element {value!r} in data.elements")
     return chemical_symbols.index(value)
-
-
-def _reduced_formulas(formulas: Any) -> tuple[str, ...]:
-    from pymatgen.core import Composition
-
-    if isinstance(formulas, str) or not isinstance(formulas, list | tuple):
-        raise ValueError(f"data.exclude_compositions must be a list of formulas, got {formulas!r}")
-    reduced = []
-    for formula in formulas:
-        try:
-            composition = Composition(str(formula))
-        except (ValueError, KeyError) as error:
-            raise ValueError(f"data.exclude_compositions: {formula!r} is not a chemical formula ({error})") from error
-        unknown = [str(el) for el in composition.elements if str(el) not in chemical_symbols[1:]]
-        if unknown or not composition:
-            raise ValueError(f"data.exclude_compositions: {formula!r} is not a chemical formula (elements {unknown})")
-        reduced.append(composition.reduced_formula)
-    return tuple(reduced)
 
 
 def _frame_exclusions(given: Any) -> dict[str, str]:
@@ -204,7 +187,9 @@ def parse_run_config(raw: Mapping[str, Any], *, base_dir: Path) -> RunConfig:
             max_binding_energy=(
                 float(data["max_binding_energy"]) if data.get("max_binding_energy") is not None else None
             ),
-            exclude_compositions=_reduced_formulas(data.get("exclude_compositions") or ()),
+            exclude_compositions=reduced_formulas(
+                data.get("exclude_compositions") or (), setting="data.exclude_compositions"
+            ),
             exclude_frames=_frame_exclusions(data.get("exclude_frames") or {}),
             isolated_atom_energies=isolated,
         ),
