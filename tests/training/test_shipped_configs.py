@@ -137,7 +137,14 @@ def test_the_mg_labels_left_out_are_the_rhombohedral_stackings_below_mp_hcp(shar
     hcp, dhcp = cell(556), cell(557)
     assert hcp[:2] == (2, "P6_3/mmc") and dhcp[:2] == (4, "P6_3/mmc")
     assert 0.003 < dhcp[2] - hcp[2] < 0.005
+    energies = {}
     for frame_id, (atoms, group) in MG_OUTLIERS.items():
         natoms, symbol, energy = cell(int(frame_id.split(":")[1]))
         assert (natoms, symbol) == (atoms, group)
         assert -0.010 < energy - hcp[2] < -0.005
+        energies[group] = energy - hcp[2]
+    # stacking energies with nearest- and next-nearest-layer interactions (ANNNI), relative to hcp: fcc -2 J1,
+    # dhcp 2 J2 - J1, Sm-type (9R) (4 J2 - 2 J1) / 3; fitted to fcc and dhcp, it misses the Sm-type cell by 8.6 meV
+    j1 = -energies["Fm-3m"] / 2
+    j2 = (dhcp[2] - hcp[2] + j1) / 2
+    assert (4 * j2 - 2 * j1) / 3 - energies["R-3m"] == pytest.approx(0.0086, abs=0.0002)
