@@ -94,6 +94,12 @@ def _add_generate_args(p: argparse.ArgumentParser) -> None:
         help="octet-rule sp3 alloys (half with Si and C), each in zincblende and wurtzite stacking (default: none)",
     )
     p.add_argument(
+        "--num-solid-solution-compositions",
+        type=int,
+        help="50/50 mixed crystals of rocksalt, antifluorite and corundum, each in two cells; first those that "
+        "share a sublattice with an excluded binary (default: none)",
+    )
+    p.add_argument(
         "--exclude-formulas", nargs="*", help="compositions no generated crystal may have (real ones are kept)"
     )
     p.add_argument("--strains", type=int, default=defaults.strains, help="strained copies per crystal")
@@ -248,6 +254,7 @@ def generation_settings(args: argparse.Namespace) -> GenerationSettings:
         max_real_structures=args.max_real_structures,
         num_polymorph_compositions=args.num_polymorph_compositions,
         num_tetrahedral_compositions=args.num_tetrahedral_compositions,
+        num_solid_solution_compositions=args.num_solid_solution_compositions,
         exclude_formulas=tuple(_split_list(args.exclude_formulas)) if args.exclude_formulas else None,
         strains=args.strains,
     )

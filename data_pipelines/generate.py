@@ -17,7 +17,7 @@ import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -50,6 +50,16 @@ from universal_mfp_pipelines.shard_runner import (
     run_shards,
     shard_stem,
     write_manifest,
+)
+from universal_mfp_pipelines.solid_solutions import (
+    CELLS,
+    all_mixed_sublattices,
+    arrange,
+    host_of,
+    mixed_crystal,
+    shared_equally,
+    shares_a_sublattice_with,
+    sublattice_sizes,
 )
 from universal_mfp_pipelines.substitution import U_METALS, decorate, role_candidates, sample_decoration
 from universal_mfp_pipelines.tetrahedral import FRAMEWORKS, sample_tetrahedral_sites, tetrahedral_structure
@@ -91,6 +101,9 @@ class GenerationSettings:
             energies rest on (``None``: none).
         num_tetrahedral_compositions: octet-rule alloys of the sp3 family (``tetrahedral``: C, Si, Ge, Sn with
             groups 2/3/5/6), each in zincblende and wurtzite stacking; half hold Si and C (``None``: none).
+        num_solid_solution_compositions: 50/50 mixed crystals of rocksalt, antifluorite and corundum
+            (``solid_solutions``: one sublattice shared by two isovalent elements), each in two cells; first
+            those that share a sublattice with an excluded binary that is such a compound (``None``: none).
         exclude_formulas: compositions no generated job may have (e.g. those a model is judged on); real
             structures are kept as they are (``None``: none).
     """
@@ -114,6 +127,7 @@ class GenerationSettings:
     max_real_structures: int | None = None
     num_polymorph_compositions: int | None = None
     num_tetrahedral_compositions: int | None = None
+    num_solid_solution_compositions: int | None = None
     exclude_formulas: tuple[str, ...] | None = None
 
     def key(self) -> str:
@@ -299,6 +313,45 @@ def _tetrahedral_jobs(rng: np.random.Generator, count: int, seen: set[str]) -> l
     return _new_compositions("tetrahedral", count, seen, draw)
 
 
+def _solid_solution_jobs(
+    rng: np.random.Generator, count: int, seen: set[str], excluded: Sequence[str]
+) -> list[dict[str, Any]]:
+    """``count`` new compositions of 50/50 mixed crystals, each in both cells of its prototype.
+
+    First every mixed crystal that shares a sublattice with one of the ``excluded`` binaries that is a prototype
+    compound (Al2O3, NaCl, MgO, LiF, Li2O, Fe2O3: AlGaO3, NaKCl2...), so the bond of a binary left out of the
+    data still appears in its own coordination; then the others, in a seeded random order. A job's ``mapping``
+    holds its two sublattices in site order (``cations``, ``anions``).
+
+    Raises:
+        ValueError: if fewer than ``count`` mixed crystals are new to the plan.
+    """
+    hosts = [host for host in (host_of(formula) for formula in sorted(excluded)) if host is not None]
+    candidates = all_mixed_sublattices()
+    near = [m for m in candidates if any(shares_a_sublattice_with(m, host) for host in hosts)]
+    others = [m for m in candidates if m not in near]
+    jobs: list[dict[str, Any]] = []
+    compositions = 0
+    for family, cations, anions in [*near, *(others[k] for k in rng.permutation(len(others)))]:
+        if compositions == count:
+            break
+        cells = [cell for cell, (prototype, _) in CELLS.items() if prototype == family.prototype]
+        n_cations, n_anions = sublattice_sizes(cells[0])
+        formula = _reduced_formula([*shared_equally(cations, n_cations), *shared_equally(anions, n_anions)])
+        if formula in seen:
+            continue
+        seen.add(formula)
+        compositions += 1
+        for cell in cells:
+            n_cations, n_anions = sublattice_sizes(cell)
+            mapping = {"cations": arrange(rng, cations, n_cations), "anions": arrange(rng, anions, n_anions)}
+            prototype = f"solid_solution:{cell}"
+            jobs.append({"kind": "solid_solution", "prototype": prototype, "variant": 0, "mapping": mapping})
+    if compositions < count:
+        raise ValueError(f"only {compositions} mixed-crystal compositions are new to the plan; {count} were asked for")
+    return jobs
+
+
 def build_plan(settings: GenerationSettings, frames_dir: str | Path) -> list[dict[str, Any]]:
     """The jobs of a generation run, in a fixed order determined by ``settings.seed``.
 
@@ -351,6 +404,8 @@ def build_plan(settings: GenerationSettings, frames_dir: str | Path) -> list[dic
         jobs.extend(_polymorph_jobs(rng, families["common"], settings.num_polymorph_compositions, seen))
     if settings.num_tetrahedral_compositions:
         jobs.extend(_tetrahedral_jobs(rng, settings.num_tetrahedral_compositions, seen))
+    if settings.num_solid_solution_compositions:
+        jobs.extend(_solid_solution_jobs(rng, settings.num_solid_solution_compositions, seen, sorted(excluded)))
     order = rng.permutation(len(jobs))
     planned = [jobs[k] for k in order]
     for index, job in enumerate(planned):
@@ -404,6 +459,9 @@ def _base_structure(job: dict[str, Any], frames_dir: str) -> tuple[Atoms, str]:
     if job["kind"] == "tetrahedral":
         framework = job["prototype"].split(":", 1)[1]
         return tetrahedral_structure(framework, job["mapping"]["cations"], job["mapping"]["anions"]), job["prototype"]
+    if job["kind"] == "solid_solution":
+        cell = job["prototype"].split(":", 1)[1]
+        return mixed_crystal(cell, job["mapping"]["cations"], job["mapping"]["anions"]), job["prototype"]
     prototype = prototype_registry(frames_dir)[job["prototype"]]
     structure = decorate(prototype, job["variant"], job["mapping"])
     return AseAtomsAdaptor.get_atoms(structure), prototype.name
