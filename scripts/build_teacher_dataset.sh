@@ -15,6 +15,10 @@
 #    zincblende and wurtzite stacking, relaxed for up to 100 steps, with three strains each; none of the
 #    compositions the checks judge (SiC, MgO...). Generated (runs/teacher-tetrahedral/structures) and labelled
 #    the same way, with the same split rule.
+# 5. the mixed-crystal supplement (datasets/teacher-solid-solutions): 200 compositions of 50/50 mixed crystals
+#    of rocksalt, antifluorite and corundum (one sublattice shared by two isovalent elements), each in two cells,
+#    first the 46 that share a sublattice with a judged binary (AlGaO3, NaKCl2...), relaxed for up to 100 steps,
+#    with three strains each. Generated (runs/teacher-solid-solutions/structures) and labelled the same way.
 # Both steps are resumable: rerun after an interruption and they continue where they stopped. To spread the
 # work over N machines, run each step with --part i/N on machine i, copy the folders together and run
 # `umfp data manifest FOLDER`. Needs the teachers extra: pip install -e '.[teachers]'.
@@ -35,4 +39,10 @@ umfp data generate runs/teacher-tetrahedral/structures --frames-dir "$frames" --
     --strains 3 --jobs-per-shard 20 --exclude-formulas Li2O Li2O2 Fe3O4 Fe2O3 MgO SiC NaCl Al2O3 LiF \
     --workers "$workers"
 umfp data teach runs/teacher-tetrahedral/structures datasets/teacher-tetrahedral \
+    --teacher pbe_chgnet=chgnet:0.3.0 --teacher r2scan_chgnet=chgnet:r2scan --seed 0 --workers "$workers"
+umfp data generate runs/teacher-solid-solutions/structures --frames-dir "$frames" --seed 13 --num-decorated 0 \
+    --num-u-focus 0 --elements --max-real-structures 0 --num-solid-solution-compositions 200 --relax-steps 100 \
+    --strains 3 --jobs-per-shard 20 --exclude-formulas Li2O Li2O2 Fe3O4 Fe2O3 MgO SiC NaCl Al2O3 LiF \
+    --workers "$workers"
+umfp data teach runs/teacher-solid-solutions/structures datasets/teacher-solid-solutions \
     --teacher pbe_chgnet=chgnet:0.3.0 --teacher r2scan_chgnet=chgnet:r2scan --seed 0 --workers "$workers"

@@ -9,6 +9,7 @@ import pytest
 
 from tests.conftest import shared_data_dir
 from tests.data_pipelines.mp_server import MPTestServer, build_documents
+from tests.data_pipelines.teacher_helpers import write_small_real_frames
 
 
 @pytest.fixture(scope="session")
@@ -17,6 +18,12 @@ def shared_dir() -> Path:
     if not (path / "raw").is_dir() or not (path / "frames").is_dir():
         pytest.skip(f"real data not found at {path} (clone the project with ../shared beside it)")
     return path
+
+
+@pytest.fixture(scope="session")
+def small_frames(shared_frames_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A few small real frames of each generation seed file (read only by the tests that use it)."""
+    return write_small_real_frames(shared_frames_dir, tmp_path_factory.mktemp("real_seeds"))
 
 
 @pytest.fixture(scope="session")

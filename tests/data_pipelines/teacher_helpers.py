@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,21 @@ SMALL_SETTINGS = GenerationSettings(
     elemental_elements=("Si", "Cu"),
     max_real_structures=2,
 )
+
+
+def plan_of_new_option(settings: GenerationSettings, frames: Path, **unset: None) -> list[dict]:
+    """The plan of ``settings``, after checking that the options named in ``unset`` only add jobs to it.
+
+    Without them, the settings key is ``SMALL_SETTINGS``'s and every job of ``SMALL_SETTINGS``'s plan is in
+    this one, so plans stored before those options existed are reproduced.
+    """
+    from universal_mfp_pipelines.generate import build_plan
+
+    jobs = build_plan(settings, frames)
+    assert replace(settings, **unset).key() == SMALL_SETTINGS.key()
+    old = {(j["kind"], j["prototype"], json.dumps(j["mapping"])) for j in build_plan(SMALL_SETTINGS, frames)}
+    assert old <= {(j["kind"], j["prototype"], json.dumps(j["mapping"])) for j in jobs}
+    return jobs
 
 
 def write_small_real_frames(shared_frames_dir: Path, out: Path) -> Path:

@@ -39,14 +39,9 @@ from universal_mfp_pipelines.shard_runner import parse_part
 from universal_mfp_pipelines.substitution import U_METALS, cation_candidates, decorate, sample_decoration
 
 from tests.conftest import REPO_ROOT
-from tests.data_pipelines.teacher_helpers import SMALL_SETTINGS, write_small_real_frames
+from tests.data_pipelines.teacher_helpers import SMALL_SETTINGS
 
 pytestmark = pytest.mark.shared_data
-
-
-@pytest.fixture(scope="module")
-def small_frames(shared_frames_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_small_real_frames(shared_frames_dir, tmp_path_factory.mktemp("real_seeds"))
 
 
 def _charge(prototype, variant: int) -> int:

@@ -1,7 +1,8 @@
-"""The committed teacher supplements (datasets/teacher-polymorphs, datasets/teacher-tetrahedral).
+"""The committed teacher supplements (datasets/teacher-polymorphs, -tetrahedral, -solid-solutions).
 
 Intact, paired, labelled by the main dataset's teachers and split by its rule; polymorphs of common binary
-compositions, and octet-rule tetrahedral alloys in both stackings, half of them with Si and C.
+compositions, octet-rule tetrahedral alloys in both stackings, half of them with Si and C, and 50/50 mixed
+crystals of rocksalt, antifluorite and corundum in two cells each.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from pathlib import Path
 import pytest
 from pymatgen.core import Composition
 from universal_mfp_pipelines.generate import POLYMORPH_ELEMENTS
+from universal_mfp_pipelines.solid_solutions import CELLS, FAMILIES, all_mixed_sublattices, host_of
+from universal_mfp_pipelines.splits import assign_split
 from universal_mfp_pipelines.teacher_stats import dataset_statistics, verify_manifest
 from universal_mfp_pipelines.tetrahedral import FRAMEWORKS, VALENCE
 
@@ -21,7 +24,10 @@ from tests.data_pipelines.teacher_helpers import composition_groups
 MAIN = REPO_ROOT / "datasets" / "teacher"
 POLYMORPHS = REPO_ROOT / "datasets" / "teacher-polymorphs"
 TETRAHEDRAL = REPO_ROOT / "datasets" / "teacher-tetrahedral"
-SUPPLEMENTS = (POLYMORPHS, TETRAHEDRAL)
+SOLID_SOLUTIONS = REPO_ROOT / "datasets" / "teacher-solid-solutions"
+SUPPLEMENTS = (POLYMORPHS, TETRAHEDRAL, SOLID_SOLUTIONS)
+# the fewest structures and compositions each supplement holds
+SIZES = {POLYMORPHS: (5_000, 450), TETRAHEDRAL: (5_000, 450), SOLID_SOLUTIONS: (2_000, 190)}
 # the compositions the fixed checks and the r2SCAN formation-energy goal judge (configs' exclude_compositions)
 JUDGED = ("Li2O", "Li2O2", "Fe3O4", "Fe2O3", "MgO", "SiC", "NaCl", "Al2O3", "LiF")
 
@@ -44,7 +50,8 @@ def test_every_shard_matches_its_checksum_and_the_folder_is_small(supplement: Pa
 
 def test_every_structure_is_paired_with_finite_labels(supplement: Path, statistics: dict[Path, dict]):
     stats = statistics[supplement]
-    assert stats["complete_pairs"] == stats["structures"] >= 5_000 and stats["compositions"] >= 450
+    structures, compositions = SIZES[supplement]
+    assert stats["complete_pairs"] == stats["structures"] >= structures and stats["compositions"] >= compositions
     assert stats["all_energies_finite"] and stats["rows_with_forces"] == stats["rows"] == stats["rows_with_stress"]
 
 
@@ -52,11 +59,14 @@ def test_labelled_by_the_main_datasets_teachers_and_split_by_its_rule(supplement
     teach, main_teach = (json.loads((folder / "teach.json").read_text()) for folder in (supplement, MAIN))
     assert teach["teachers"] == main_teach["teachers"] and teach["split"] == main_teach["split"]
     groups = composition_groups(supplement)
-    assert all(len(g["splits"]) == 1 for g in groups.values())
-    # a composition in both datasets has the same split in both: the rule depends on the composition only
+    rule = teach["split"]
+    assert all(
+        g["splits"] == {assign_split(f"composition_group:{n}", rule["fractions"], rule["seed"])}
+        for n, g in groups.items()
+    )
+    # so a composition in both datasets has the same split in both: the rule depends on the composition only
     main = composition_groups(MAIN)
-    shared = set(main) & set(groups)
-    assert shared and all(main[g]["splits"] == groups[g]["splits"] for g in shared)
+    assert all(main[g]["splits"] == groups[g]["splits"] for g in set(main) & set(groups))
 
 
 def test_polymorphs_are_binary_compositions_of_common_elements_most_in_several_prototypes(
@@ -82,3 +92,25 @@ def test_tetrahedral_alloys_come_in_both_stackings_half_with_silicon_and_carbon_
     with_si_c = [g for g in groups if {"Si", "C"} <= {str(e) for e in Composition(g).elements}]
     assert len(with_si_c) >= 0.45 * len(groups)
     assert not {Composition(g).reduced_formula for g in groups} & set(JUDGED)
+
+
+def test_mixed_crystals_share_one_sublattice_come_in_both_cells_and_hold_the_judged_bonds(
+    statistics: dict[Path, dict],
+):
+    stats = statistics[SOLID_SOLUTIONS]
+    assert set(stats["structures_by_job_kind"]) == {"solid_solution"}
+    assert set(stats["structures_per_element"]) <= {e for f in FAMILIES for e in (*f.cations, *f.anions)}
+    groups = composition_groups(SOLID_SOLUTIONS)
+    cells = {p: {f"solid_solution:{c}" for c, (q, _) in CELLS.items() if q == p} for p, _ in CELLS.values()}
+    assert all(g["prototypes"] in cells.values() for g in groups.values())
+    assert sum(1 for g in groups.values() if len(g["prototypes"]) == 2) >= 0.9 * len(groups)
+    assert not {Composition(g).reduced_formula for g in groups} & set(JUDGED)
+    assert all(len(Composition(g).elements) == 3 for g in groups)
+    # every mixed crystal that shares a sublattice with a judged binary is there (46 of them)
+    hosts = [h for h in (host_of(f) for f in JUDGED) if h is not None]
+    near = [m for m in all_mixed_sublattices() if any(m[0] == h[0] and h[1] in m[1] and h[2] in m[2] for h in hosts)]
+    formulas = {Composition(g).reduced_formula for g in groups}
+    assert len(near) == 46 and all(
+        Composition(" ".join((*m[1], *m[2]))).chemical_system in {Composition(f).chemical_system for f in formulas}
+        for m in near
+    )

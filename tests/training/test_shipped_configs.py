@@ -104,11 +104,14 @@ def test_v1_cycle5_continues_cycle4_with_the_tetrahedral_alloys_and_a_stress_wei
     assert changed == {"weights", "stop_after_epochs"} and fifth.training.stop_after_epochs == 3
 
 
-def test_v1_cycle6_continues_cycle5_without_two_mg_labels_and_with_a_stress_weight_and_changes_nothing_else():
+def test_v1_cycle6_continues_cycle5_with_mixed_crystals_without_two_mg_labels_and_a_stress_weight_only():
     fifth, sixth = _cycle("mf-universal-v1-cycle5.yaml", "mf-universal-v1-cycle6.yaml", 3)
     assert sixth.model == fifth.model and sixth.seed == fifth.seed and sixth.fidelity_priors == fifth.fidelity_priors
     assert set(sixth.data.exclude_frames) == set(MG_OUTLIERS) and all(sixth.data.exclude_frames.values())
-    assert dataclasses.replace(sixth.data, exclude_frames={}) == fifth.data
+    added = [s for s in sixth.data.sources if s not in fifth.data.sources]
+    assert [s.path.name for s in added] == ["teacher-solid-solutions"] and added[0].path.is_dir()
+    kept = tuple(s for s in sixth.data.sources if s not in added)
+    assert dataclasses.replace(sixth.data, sources=kept, exclude_frames={}) == fifth.data
     assert dataclasses.replace(fifth.training.weights, stress=0.1) == sixth.training.weights
     changed = {k for k, v in sixth.training.to_dict().items() if fifth.training.to_dict()[k] != v}
     assert changed == {"weights", "epochs", "stop_after_epochs"}
