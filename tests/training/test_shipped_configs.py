@@ -115,7 +115,19 @@ def test_v1_cycle6_continues_cycle5_with_mixed_crystals_without_two_mg_labels_an
     assert dataclasses.replace(fifth.training.weights, stress=0.1) == sixth.training.weights
     changed = {k for k, v in sixth.training.to_dict().items() if fifth.training.to_dict()[k] != v}
     assert changed == {"weights", "epochs", "stop_after_epochs"}
-    assert (sixth.training.epochs, sixth.training.stop_after_epochs) == (6, None)
+    assert (sixth.training.epochs, sixth.training.stop_after_epochs) == (6, 1)
+
+
+def test_v1_cycle7_continues_cycle6_with_the_gga_teachers_stresses_at_half_weight_and_changes_nothing_else():
+    sixth, seventh = _cycle("mf-universal-v1-cycle6.yaml", "mf-universal-v1-cycle7.yaml", 1)
+    assert seventh.model == sixth.model and seventh.seed == sixth.seed
+    assert seventh.data == sixth.data and seventh.fidelity_priors == sixth.fidelity_priors
+    weights = seventh.training.weights
+    assert weights.per_fidelity == {"pbe_chgnet": {"stress": 0.05}}
+    assert dataclasses.replace(weights, per_fidelity={}) == sixth.training.weights
+    changed = {k for k, v in seventh.training.to_dict().items() if sixth.training.to_dict()[k] != v}
+    assert changed == {"weights", "epochs", "stop_after_epochs"}
+    assert (seventh.training.epochs, seventh.training.stop_after_epochs) == (5, None)
 
 
 # the two MP GGA Mg labels cycle 6 leaves out: frame id -> (atoms in the cell, space group)
