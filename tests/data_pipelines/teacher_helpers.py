@@ -6,6 +6,7 @@ import json
 from collections import defaultdict
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -49,6 +50,19 @@ def plan_of_new_option(settings: GenerationSettings, frames: Path, **unset: None
     old = {(j["kind"], j["prototype"], json.dumps(j["mapping"])) for j in build_plan(SMALL_SETTINGS, frames)}
     assert old <= {(j["kind"], j["prototype"], json.dumps(j["mapping"])) for j in jobs}
     return jobs
+
+
+def planned_structures(jobs: list[dict], kind: str, frames: Path) -> list[tuple[dict, Any]]:
+    """Each job of ``kind`` with its starting structure, checked to be sane and named by the job's prototype."""
+    from universal_mfp_pipelines.configurations import is_sane
+    from universal_mfp_pipelines.generate import _base_structure
+
+    out = []
+    for job in (j for j in jobs if j["kind"] == kind):
+        atoms, seed_name = _base_structure(job, str(frames))
+        assert seed_name == job["prototype"] and is_sane(atoms)
+        out.append((job, atoms))
+    return out
 
 
 def write_small_real_frames(shared_frames_dir: Path, out: Path) -> Path:

@@ -11,7 +11,7 @@ import pytest
 from ase.neighborlist import neighbor_list
 from pymatgen.core import Composition, Species
 from universal_mfp_pipelines.configurations import is_sane
-from universal_mfp_pipelines.generate import GenerationSettings, _base_structure, build_plan
+from universal_mfp_pipelines.generate import GenerationSettings, build_plan
 from universal_mfp_pipelines.solid_solutions import (
     CELLS,
     FAMILIES,
@@ -23,7 +23,7 @@ from universal_mfp_pipelines.solid_solutions import (
     sublattice_sizes,
 )
 
-from tests.data_pipelines.teacher_helpers import SMALL_SETTINGS, plan_of_new_option
+from tests.data_pipelines.teacher_helpers import SMALL_SETTINGS, plan_of_new_option, planned_structures
 
 JUDGED = ("Li2O", "Li2O2", "Fe3O4", "Fe2O3", "MgO", "SiC", "NaCl", "Al2O3", "LiF")
 # cell -> (cation sites, anion sites, anions around a cation, cations around an anion)
@@ -114,9 +114,7 @@ def test_plan_puts_each_new_composition_in_both_cells_those_next_to_an_excluded_
     settings = replace(SMALL_SETTINGS, num_solid_solution_compositions=60, exclude_formulas=JUDGED)
     jobs = plan_of_new_option(settings, frames, num_solid_solution_compositions=None, exclude_formulas=None)
     cells: dict[str, set[str]] = {}
-    for job in (j for j in jobs if j["kind"] == "solid_solution"):
-        atoms, seed_name = _base_structure(job, str(frames))
-        assert seed_name == job["prototype"] and is_sane(atoms)
+    for job, atoms in planned_structures(jobs, "solid_solution", frames):
         shared = [Counter(job["mapping"][side]) for side in ("cations", "anions")]
         assert sorted(len(c) for c in shared) == [1, 2]  # two elements share one sublattice equally
         assert all(len(set(c.values())) == 1 for c in shared)

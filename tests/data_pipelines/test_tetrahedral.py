@@ -12,7 +12,7 @@ from ase.data import atomic_numbers, covalent_radii
 from ase.neighborlist import neighbor_list
 from pymatgen.core import Composition
 from universal_mfp_pipelines.configurations import is_sane
-from universal_mfp_pipelines.generate import GenerationSettings, _base_structure, build_plan
+from universal_mfp_pipelines.generate import GenerationSettings, build_plan
 from universal_mfp_pipelines.tetrahedral import (
     FRAMEWORKS,
     VALENCE,
@@ -21,7 +21,7 @@ from universal_mfp_pipelines.tetrahedral import (
     tetrahedral_structure,
 )
 
-from tests.data_pipelines.teacher_helpers import SMALL_SETTINGS, plan_of_new_option
+from tests.data_pipelines.teacher_helpers import SMALL_SETTINGS, plan_of_new_option, planned_structures
 
 JUDGED = ("Li2O", "Li2O2", "Fe3O4", "Fe2O3", "MgO", "SiC", "NaCl", "Al2O3", "LiF")
 
@@ -90,9 +90,7 @@ def test_plan_puts_each_new_composition_in_both_stackings_and_none_of_the_exclud
     settings = replace(SMALL_SETTINGS, num_tetrahedral_compositions=40, exclude_formulas=JUDGED)
     jobs = plan_of_new_option(settings, frames, num_tetrahedral_compositions=None, exclude_formulas=None)
     stackings: dict[str, set[str]] = {}
-    for job in (j for j in jobs if j["kind"] == "tetrahedral"):
-        atoms, seed_name = _base_structure(job, str(frames))
-        assert seed_name == job["prototype"] and is_sane(atoms)
+    for job, atoms in planned_structures(jobs, "tetrahedral", frames):
         assert follows_octet_rule(job["mapping"]["cations"], job["mapping"]["anions"])
         formula = Composition(atoms.get_chemical_formula()).reduced_formula
         stackings.setdefault(formula, set()).add(job["prototype"])
