@@ -357,8 +357,9 @@ def build_plan(settings: GenerationSettings, frames_dir: str | Path) -> list[dic
 
     Elemental and real jobs first, then GGA+U-metal oxides/fluorides and decorated prototypes, each with a
     composition no earlier job has (and none of ``exclude_formulas``), then (if asked) binary compositions of
-    common elements in every fitting prototype and tetrahedral alloys in both stackings; then the list is
-    shuffled with the seed so shards mix cheap and costly jobs. Every job has a unique ``job_id``.
+    common elements in every fitting prototype, tetrahedral alloys in both stackings and mixed crystals in both
+    cells of their prototype; then the list is shuffled with the seed so shards mix cheap and costly jobs. Every
+    job has a unique ``job_id``.
     """
     excluded = set(reduced_formulas(settings.exclude_formulas or (), setting="exclude_formulas"))
     rng = np.random.default_rng(settings.seed)

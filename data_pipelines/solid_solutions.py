@@ -13,6 +13,7 @@ half of its sites and is a different compound (AlGaO3, NaKCl2), never the judged
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -91,6 +92,7 @@ def _family_of(prototype: str, cations: Sequence[str], anions: Sequence[str]) ->
     raise ValueError(f"{sorted(set(cations))} with {sorted(set(anions))} do not share one {prototype} family")
 
 
+@functools.cache
 def sublattice_sizes(cell: str) -> tuple[int, int]:
     """The numbers of cation and anion sites of ``cell``."""
     if cell not in CELLS:

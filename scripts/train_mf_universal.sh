@@ -5,8 +5,9 @@
 #    (runs/data/shared-frames/<file>/), splitting with the config's seed and fractions;
 # 2. the trainer runs each config in turn (default: v1's seven cycles, configs/mf-universal-v1.yaml, then
 #    configs/mf-universal-v1-cycle2.yaml, -cycle3.yaml, -cycle4.yaml, -cycle5.yaml, -cycle6.yaml and
-#    -cycle7.yaml, each starting from the model of the one before) on those shards and on the committed teacher datasets (datasets/teacher*). It
-#    is resumable: rerun after an interruption. Each run folder is its config's output_dir (runs/<name>/);
+#    -cycle7.yaml, each starting from the model of the one before) on those shards and on the committed
+#    teacher datasets (datasets/teacher*). It is resumable: rerun after an interruption. Each run folder is
+#    its config's output_dir (runs/<name>/);
 #    when it holds no state yet but training_states/<name>/ does (a state committed by
 #    scripts/keep_training_state.py, so that a long run survives a fresh clone), training resumes from that
 #    state. A finished run only re-evaluates its model.
