@@ -103,6 +103,12 @@ def _add_generate_args(p: argparse.ArgumentParser) -> None:
         "--exclude-formulas", nargs="*", help="compositions no generated crystal may have (real ones are kept)"
     )
     p.add_argument("--strains", type=int, default=defaults.strains, help="strained copies per crystal")
+    p.add_argument(
+        "--eos-volumes",
+        type=float,
+        nargs="+",
+        help="volume factors of isotropically scaled copies of every crystal, e.g. 0.88 0.94 1.06 (default: none)",
+    )
     _add_shard_args(p)
 
 
@@ -257,6 +263,7 @@ def generation_settings(args: argparse.Namespace) -> GenerationSettings:
         num_solid_solution_compositions=args.num_solid_solution_compositions,
         exclude_formulas=tuple(_split_list(args.exclude_formulas)) if args.exclude_formulas else None,
         strains=args.strains,
+        eos_volume_factors=tuple(args.eos_volumes) if args.eos_volumes else None,
     )
 
 

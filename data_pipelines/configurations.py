@@ -1,4 +1,4 @@
-"""Configurations around a crystal: relaxation path, rattles, strains, MD snapshots, vacancies, surfaces.
+"""Configurations around a crystal: relaxation path, rattles, strains, volume scans, MD, vacancies, surfaces.
 
 Every function is deterministic given its ``numpy`` generator. The ones that move atoms with a driver
 (relaxation, MD) take an ASE calculator; the others are pure geometry.
@@ -68,6 +68,15 @@ def strain(atoms: Atoms, rng: np.random.Generator, *, normal: float = 0.08, shea
     eps[1, 2] = eps[2, 1] = off[2]
     out = atoms.copy()
     out.set_cell(out.cell.array @ (np.eye(3) + eps), scale_atoms=True)
+    return out
+
+
+def scaled_volume(atoms: Atoms, factor: float) -> Atoms:
+    """The crystal scaled isotropically to ``factor`` times its volume; atoms follow (an equation-of-state point)."""
+    if not np.isfinite(factor) or factor <= 0:
+        raise ValueError(f"a volume factor must be a positive number, got {factor}")
+    out = atoms.copy()
+    out.set_cell(out.cell.array * factor ** (1.0 / 3.0), scale_atoms=True)
     return out
 
 

@@ -29,6 +29,7 @@ from universal_mfp_pipelines.configurations import (
     md_snapshots,
     rattle,
     relaxation_path,
+    scaled_volume,
     strain,
     supercell_at_least,
     surface,
@@ -88,6 +89,9 @@ class GenerationSettings:
         relax_steps: driver relaxation steps per decorated crystal (cell and positions).
         rattles: rattled copies per crystal (amplitude log-uniform in ``rattle_range`` Å).
         strains: strained copies per crystal (normal strain up to 8 %, shear up to 4 %).
+        eos_volume_factors: volumes, relative to the relaxed crystal's, of isotropically scaled copies (config
+            type ``eos``): an equation of state of every crystal, where the teachers' bulk moduli are learnt
+            (``None``: none).
         md_probability: chance of a short Langevin MD run (``md_steps`` steps of 2 fs at 300-2000 K).
         vacancy_probability: chance of a vacancy frame (supercell of at least 8 atoms).
         surface_probability: chance of a low-index slab.
@@ -116,6 +120,7 @@ class GenerationSettings:
     rattles: int = 2
     rattle_range: tuple[float, float] = (0.01, 0.2)
     strains: int = 1
+    eos_volume_factors: tuple[float, ...] | None = None
     md_probability: float = 0.1
     md_steps: int = 20
     md_keep: int = 2
@@ -129,6 +134,13 @@ class GenerationSettings:
     num_tetrahedral_compositions: int | None = None
     num_solid_solution_compositions: int | None = None
     exclude_formulas: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        for factor in self.eos_volume_factors or ():
+            if not np.isfinite(factor) or factor <= 0 or factor == 1.0:
+                raise ValueError(
+                    f"eos_volume_factors must be positive and not 1 (the relaxed crystal is kept anyway), got {factor}"
+                )
 
     def key(self) -> str:
         """A short hash of the settings (unset options left out) and the generator version."""
@@ -493,6 +505,8 @@ def job_frames(job: dict[str, Any], settings: GenerationSettings, frames_dir: st
         frames.append(("rattle", rattle(base, rng, float(np.exp(rng.uniform(low, high))))))
     for _ in range(settings.strains):
         frames.append(("strain", strain(base, rng)))
+    for factor in settings.eos_volume_factors or ():
+        frames.append(("eos", scaled_volume(base, factor)))
     if not real and rng.random() < settings.md_probability and is_sane(base):  # never drive an unphysical cell
         temperature = float(rng.uniform(300.0, 2000.0))
         cell = supercell_at_least(base, 8)

@@ -22,6 +22,7 @@ from universal_mfp_pipelines.configurations import (
     is_sane,
     min_distance,
     rattle,
+    scaled_volume,
     strain,
     supercell_at_least,
     surface,
@@ -39,7 +40,7 @@ from universal_mfp_pipelines.shard_runner import parse_part
 from universal_mfp_pipelines.substitution import U_METALS, cation_candidates, decorate, sample_decoration
 
 from tests.conftest import REPO_ROOT
-from tests.data_pipelines.teacher_helpers import SMALL_SETTINGS
+from tests.data_pipelines.teacher_helpers import SMALL_SETTINGS, plan_of_new_option
 
 pytestmark = pytest.mark.shared_data
 
@@ -163,6 +164,12 @@ def test_geometric_configurations():
     assert np.allclose(strained.get_scaled_positions(), base.get_scaled_positions())
     big = supercell_at_least(base, 8)
     assert len(big) >= 8
+    squeezed_cell = scaled_volume(base, 0.9)
+    assert squeezed_cell.get_volume() == pytest.approx(0.9 * base.get_volume())
+    assert np.allclose(squeezed_cell.get_scaled_positions(), base.get_scaled_positions())
+    assert np.allclose(squeezed_cell.cell.angles(), base.cell.angles())  # isotropic: the shape is kept
+    with pytest.raises(ValueError, match="volume factor"):
+        scaled_volume(base, 0.0)
     holes = vacancy(base, rng)
     assert len(holes) == len(supercell_at_least(base, 8)) - 1
     slab = surface(bulk("Cu", "fcc", a=3.61), rng)
@@ -177,6 +184,30 @@ def test_geometric_configurations():
     assert min_distance(dense_hydrogen) > 0.6
     assert not is_sane(dense_hydrogen)
     assert is_sane(bulk("C", "diamond", a=3.57))  # the densest real solid passes
+
+
+def test_volume_scans_give_every_crystal_its_equation_of_state(small_frames: Path):
+    from universal_mfp_pipelines.generate import job_frames
+
+    factors = (0.88, 0.94, 1.06, 1.12)
+    settings = replace(SMALL_SETTINGS, eos_volume_factors=factors)
+    jobs = plan_of_new_option(settings, small_frames, eos_volume_factors=None)
+    assert len(jobs) == len(build_plan(SMALL_SETTINGS, small_frames))  # the scans add frames, not jobs
+    unrelaxed = replace(settings, relax_steps=0)  # no driver: the scans are around the starting crystal
+    for kind in ("elemental", "real"):
+        job = next(j for j in jobs if j["kind"] == kind)
+        frames, dropped = job_frames(job, unrelaxed, str(small_frames))
+        base = frames[0]
+        scans = [a for a in frames if a.info["config_type"] == "eos"]
+        assert not dropped and len(scans) == len(factors)
+        for factor, scan in zip(factors, scans, strict=True):
+            assert scan.get_volume() == pytest.approx(factor * base.get_volume())
+            assert np.allclose(scan.get_scaled_positions(), base.get_scaled_positions())
+        ids = [a.info["frame_id"] for a in frames]
+        assert len(set(ids)) == len(ids) and all(":eos" in a.info["frame_id"] for a in scans)
+    for bad in ((0.9, -0.1), (1.0,), (float("nan"),)):
+        with pytest.raises(ValueError, match="eos_volume_factors"):
+            GenerationSettings(eos_volume_factors=bad)
 
 
 def test_part_parsing():
@@ -223,6 +254,9 @@ def test_cli_arguments_make_the_settings():
     args = parser.parse_args(["generate", "out", "--elements", "--num-polymorph-compositions", "5", "--strains", "3"])
     settings = generation_settings(args)
     assert settings.elemental_elements == () and settings.num_polymorph_compositions == 5 and settings.strains == 3
+    assert generation_settings(parser.parse_args(["generate", "out", "--eos-volumes", "0.9", "1.1"])) == (
+        GenerationSettings(eos_volume_factors=(0.9, 1.1))
+    )
     assert generation_settings(parser.parse_args(["generate", "out"])) == GenerationSettings()
 
 
