@@ -19,6 +19,10 @@
 #    of rocksalt, antifluorite and corundum (one sublattice shared by two isovalent elements), each in two cells,
 #    first the 46 that share a sublattice with a judged binary (AlGaO3, NaKCl2...), relaxed for up to 100 steps,
 #    with three strains each. Generated (runs/teacher-solid-solutions/structures) and labelled the same way.
+# 6. the equation-of-state supplement (datasets/teacher-eos): every teacher element in fcc, bcc and hcp (and C,
+#    Si, Ge, Sn in diamond) and the 46 mixed crystals next to a judged binary, relaxed for up to 100 steps, each
+#    also scaled isotropically to 0.88, 0.92, 0.96, 1.04, 1.08 and 1.12 times its volume (config type eos).
+#    Generated (runs/teacher-eos/structures) and labelled the same way.
 # Both steps are resumable: rerun after an interruption and they continue where they stopped. To spread the
 # work over N machines, run each step with --part i/N on machine i, copy the folders together and run
 # `umfp data manifest FOLDER`. Needs the teachers extra: pip install -e '.[teachers]'.
@@ -45,4 +49,10 @@ umfp data generate runs/teacher-solid-solutions/structures --frames-dir "$frames
     --strains 3 --jobs-per-shard 20 --exclude-formulas Li2O Li2O2 Fe3O4 Fe2O3 MgO SiC NaCl Al2O3 LiF \
     --workers "$workers"
 umfp data teach runs/teacher-solid-solutions/structures datasets/teacher-solid-solutions \
+    --teacher pbe_chgnet=chgnet:0.3.0 --teacher r2scan_chgnet=chgnet:r2scan --seed 0 --workers "$workers"
+umfp data generate runs/teacher-eos/structures --frames-dir "$frames" --seed 14 --num-decorated 0 \
+    --num-u-focus 0 --max-real-structures 0 --num-solid-solution-compositions 46 --relax-steps 100 --strains 1 \
+    --eos-volumes 0.88 0.92 0.96 1.04 1.08 1.12 --jobs-per-shard 20 \
+    --exclude-formulas Li2O Li2O2 Fe3O4 Fe2O3 MgO SiC NaCl Al2O3 LiF --workers "$workers"
+umfp data teach runs/teacher-eos/structures datasets/teacher-eos \
     --teacher pbe_chgnet=chgnet:0.3.0 --teacher r2scan_chgnet=chgnet:r2scan --seed 0 --workers "$workers"

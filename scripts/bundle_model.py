@@ -40,7 +40,8 @@ DATA_LICENSES = {
     "(MIT; MP data CC BY 4.0)",
 }
 TEACHER_LICENSE = (
-    "datasets/teacher and its supplements (teacher-polymorphs, teacher-tetrahedral, teacher-solid-solutions): "
+    "datasets/teacher and its supplements (teacher-polymorphs, teacher-tetrahedral, teacher-solid-solutions, "
+    "teacher-eos): "
     "generated crystals labelled by CHGNet 0.3.0 and CHGNet r2SCAN, the models in the chgnet wheel (Modified BSD), "
     "themselves trained on Materials Project GGA(+U) and r2SCAN data (CC BY 4.0)"
 )

@@ -1,15 +1,19 @@
-"""The committed teacher supplements (datasets/teacher-polymorphs, -tetrahedral, -solid-solutions).
+"""The committed teacher supplements (datasets/teacher-polymorphs, -tetrahedral, -solid-solutions, -eos).
 
 Intact, paired, labelled by the main dataset's teachers and split by its rule; polymorphs of common binary
-compositions, octet-rule tetrahedral alloys in both stackings, half of them with Si and C, and 50/50 mixed
-crystals of rocksalt, antifluorite and corundum in two cells each.
+compositions, octet-rule tetrahedral alloys in both stackings, half of them with Si and C, 50/50 mixed
+crystals of rocksalt, antifluorite and corundum in two cells each, and volume scans of elemental crystals and
+mixed crystals that carry the teachers' bulk moduli.
 """
 
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from pathlib import Path
 
+import numpy as np
+import pyarrow.parquet as pq
 import pytest
 from pymatgen.core import Composition
 from universal_mfp_pipelines.generate import POLYMORPH_ELEMENTS
@@ -25,9 +29,11 @@ MAIN = REPO_ROOT / "datasets" / "teacher"
 POLYMORPHS = REPO_ROOT / "datasets" / "teacher-polymorphs"
 TETRAHEDRAL = REPO_ROOT / "datasets" / "teacher-tetrahedral"
 SOLID_SOLUTIONS = REPO_ROOT / "datasets" / "teacher-solid-solutions"
-SUPPLEMENTS = (POLYMORPHS, TETRAHEDRAL, SOLID_SOLUTIONS)
+EOS = REPO_ROOT / "datasets" / "teacher-eos"
+SUPPLEMENTS = (POLYMORPHS, TETRAHEDRAL, SOLID_SOLUTIONS, EOS)
 # the fewest structures and compositions each supplement holds
-SIZES = {POLYMORPHS: (5_000, 450), TETRAHEDRAL: (5_000, 450), SOLID_SOLUTIONS: (2_000, 190)}
+SIZES = {POLYMORPHS: (5_000, 450), TETRAHEDRAL: (5_000, 450), SOLID_SOLUTIONS: (2_000, 190), EOS: (3_000, 130)}
+EOS_FACTORS = (0.88, 0.92, 0.96, 1.04, 1.08, 1.12)
 # the compositions the fixed checks and the r2SCAN formation-energy goal judge (configs' exclude_compositions)
 JUDGED = ("Li2O", "Li2O2", "Fe3O4", "Fe2O3", "MgO", "SiC", "NaCl", "Al2O3", "LiF")
 
@@ -114,3 +120,61 @@ def test_mixed_crystals_share_one_sublattice_come_in_both_cells_and_hold_the_jud
         Composition(" ".join((*m[1], *m[2]))).chemical_system in {Composition(f).chemical_system for f in formulas}
         for m in near
     )
+
+
+def _volume_scans(folder: Path) -> dict[tuple[str, str, str], list[tuple[float, float]]]:
+    """Per (composition group, prototype, fidelity): (volume, energy) of the scanned crystal and its scans.
+
+    The scanned crystal is the relaxed one, or the starting one when the driver found nothing to relax.
+    """
+    frames: dict[tuple[str, str, str], dict[str, list[tuple[float, float]]]] = defaultdict(lambda: defaultdict(list))
+    for path in sorted(folder.glob("labels-*.parquet")):
+        for row in pq.read_table(path, columns=["fidelity", "cell", "energy", "extra_info"]).to_pylist():
+            info = json.loads(row["extra_info"])
+            volume = abs(np.linalg.det(np.asarray(row["cell"], dtype=float).reshape(3, 3)))
+            key = (info["composition_group"], info["prototype"], row["fidelity"])
+            frames[key][info["config_type"]].append((volume, row["energy"]))
+    return {
+        key: [*(by_type.get("relaxed") or by_type.get("initial", [])), *by_type["eos"]]
+        for key, by_type in frames.items()
+        if "eos" in by_type
+    }
+
+
+def test_volume_scans_cover_every_teacher_element_and_carry_the_teachers_bulk_moduli(
+    statistics: dict[Path, dict], small_frames: Path
+):
+    from ase.eos import EquationOfState
+    from ase.units import GPa
+    from universal_mfp_pipelines.configurations import is_sane
+    from universal_mfp_pipelines.generate import _base_structure
+    from universal_mfp_pipelines.prototypes import TEACHER_ELEMENTS
+
+    stats = statistics[EOS]
+    assert set(stats["structures_by_job_kind"]) == {"elemental", "solid_solution"}
+    scans = _volume_scans(EOS)
+    full = {key for key, points in scans.items() if len(points) == 1 + len(EOS_FACTORS)}
+    scanned = {str(e) for group, prototype, _ in full if prototype in ("fcc", "bcc", "hcp") for e in Composition(group)}
+    # every element whose starting crystal is a physical one (the gases' guesses from covalent radii are denser
+    # than any solid, so the generator drops them: H, He, Ne and F)
+    startable = {
+        element
+        for element in TEACHER_ELEMENTS
+        for name in ("fcc", "bcc", "hcp")
+        if is_sane(
+            _base_structure(
+                {"kind": "elemental", "prototype": name, "variant": 0, "mapping": {"Al": element}}, str(small_frames)
+            )[0]
+        )
+    }
+    assert scanned == startable and len(scanned) >= 88
+    for key in full:  # each scan is its relaxed crystal's volume times the factors
+        volumes = sorted(v for v, _ in scans[key])
+        relaxed = volumes[len(EOS_FACTORS) // 2]
+        assert np.allclose(volumes, sorted([relaxed, *(f * relaxed for f in EOS_FACTORS)]), rtol=1e-6)
+    # fcc Al's bulk modulus from each teacher's labels here, against the same teacher's on the ideal cell (ASE
+    # equation of state, docs/training_v1.md, cycle 7): CHGNet 0.3.0 54.1 GPa, CHGNet r2SCAN 65.0
+    for fidelity, teacher_gpa in (("pbe_chgnet", 54.1), ("r2scan_chgnet", 65.0)):
+        volumes, energies = zip(*sorted(scans["Al", "fcc", fidelity]), strict=True)
+        _, _, modulus = EquationOfState(list(volumes), list(energies), eos="birchmurnaghan").fit()
+        assert modulus / GPa == pytest.approx(teacher_gpa, rel=0.1), fidelity
