@@ -127,7 +127,19 @@ def test_v1_cycle7_continues_cycle6_with_the_gga_teachers_stresses_at_half_weigh
     assert dataclasses.replace(weights, per_fidelity={}) == sixth.training.weights
     changed = {k for k, v in seventh.training.to_dict().items() if sixth.training.to_dict()[k] != v}
     assert changed == {"weights", "epochs", "stop_after_epochs"}
-    assert (seventh.training.epochs, seventh.training.stop_after_epochs) == (5, None)
+    assert (seventh.training.epochs, seventh.training.stop_after_epochs) == (5, 1)
+
+
+def test_v1_cycle8_continues_cycle7_with_the_volume_scans_and_changes_nothing_else():
+    seventh, eighth = _cycle("mf-universal-v1-cycle7.yaml", "mf-universal-v1-cycle8.yaml", 1)
+    assert eighth.model == seventh.model and eighth.seed == seventh.seed
+    assert eighth.fidelity_priors == seventh.fidelity_priors
+    added = [s for s in eighth.data.sources if s not in seventh.data.sources]
+    assert [(s.path.name, s.repeat) for s in added] == [("teacher-eos", 2)] and added[0].path.is_dir()
+    kept = tuple(s for s in eighth.data.sources if s not in added)
+    assert dataclasses.replace(eighth.data, sources=kept) == seventh.data
+    changed = {k for k, v in eighth.training.to_dict().items() if seventh.training.to_dict()[k] != v}
+    assert changed == {"stop_after_epochs"} and eighth.training.stop_after_epochs is None
 
 
 # the two MP GGA Mg labels cycle 6 leaves out: frame id -> (atoms in the cell, space group)
