@@ -147,8 +147,7 @@ def test_volume_scans_cover_every_teacher_element_and_carry_the_teachers_bulk_mo
     from ase.eos import EquationOfState
     from ase.units import GPa
     from universal_mfp_pipelines.configurations import is_sane
-    from universal_mfp_pipelines.generate import _base_structure
-    from universal_mfp_pipelines.prototypes import TEACHER_ELEMENTS
+    from universal_mfp_pipelines.generate import _base_structure, _elemental_jobs
 
     stats = statistics[EOS]
     assert set(stats["structures_by_job_kind"]) == {"elemental", "solid_solution"}
@@ -158,14 +157,9 @@ def test_volume_scans_cover_every_teacher_element_and_carry_the_teachers_bulk_mo
     # every element whose starting crystal is a physical one (the gases' guesses from covalent radii are denser
     # than any solid, so the generator drops them: H, He, Ne and F)
     startable = {
-        element
-        for element in TEACHER_ELEMENTS
-        for name in ("fcc", "bcc", "hcp")
-        if is_sane(
-            _base_structure(
-                {"kind": "elemental", "prototype": name, "variant": 0, "mapping": {"Al": element}}, str(small_frames)
-            )[0]
-        )
+        job["mapping"]["Al"]
+        for job in _elemental_jobs(None)
+        if job["prototype"] in ("fcc", "bcc", "hcp") and is_sane(_base_structure(job, str(small_frames))[0])
     }
     assert scanned == startable and len(scanned) >= 88
     for key in full:  # each scan is its relaxed crystal's volume times the factors
