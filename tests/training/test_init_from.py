@@ -110,7 +110,7 @@ def test_a_fresh_start_is_not_the_parent(small_real_set, parent, tmp_path):
 def test_another_network_or_a_missing_checkpoint_is_refused(parent, tmp_path):
     fitted = load_checkpoint(parent).model
     with pytest.raises(ValueError, match=r"not the network this run trains \(hidden_irreps"):
-        start_from_checkpoint(_other(fitted, hidden_irreps="16x0e+4x1o"), parent)
+        start_from_checkpoint(_other(fitted, hidden_irreps="8x0e+4x1o+2x2e"), parent)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         start_from_checkpoint(fitted, tmp_path / "nowhere")
     (tmp_path / "broken").mkdir()
@@ -175,3 +175,34 @@ def test_a_run_may_grow_the_checkpoint_by_angular_invariants(small_real_set, par
         start_from_checkpoint(
             _fresh_model(load_run_config(write_config(tmp_path / "plain", small_real_set))), grown_dir
         )
+
+
+def test_a_run_may_widen_the_checkpoint_s_network(small_real_set, parent, tmp_path):
+    """A wider run starts from a narrower checkpoint as the same function; a narrower one is refused."""
+    from e3nn import o3
+
+    from tests.model.helpers import rattled_crystal
+    from universal_mfp.hub.checkpoint import save_checkpoint
+    from universal_mfp.inference import predict_structures
+
+    original = load_checkpoint(parent).model
+    path = write_config(tmp_path, small_real_set, epochs=1, train_element_references=False)
+    raw = yaml.safe_load(path.read_text())
+    raw["init_from"] = str(parent)
+    wider = o3.Irreps([(2 * mul, ir) for mul, ir in o3.Irreps(original.config.hidden_irreps)])
+    raw["model"].update(hidden_irreps=str(wider), readout_hidden=2 * original.config.readout_hidden)
+    path.write_text(yaml.safe_dump(raw))
+    config = load_run_config(path)
+    grown, record = start_from_checkpoint(_fresh_model(config), parent, seed=config.seed)
+    assert record["grown"] == ["hidden_irreps", "readout_hidden"] and grown.config.hidden_irreps == str(wider)
+    atoms = rattled_crystal()
+    atoms.numbers[:] = 14  # an element of the small real set
+    grown.eval()
+    for fidelity in original.config.fidelities:
+        (before,) = predict_structures(original, [atoms], fidelity=fidelity)
+        (after,) = predict_structures(grown, [atoms], fidelity=fidelity)
+        assert after.energy == pytest.approx(before.energy, abs=1e-4)
+        np.testing.assert_allclose(after.forces, before.forces, atol=1e-4)
+    save_checkpoint(grown, tmp_path / "wide")
+    with pytest.raises(ValueError, match=r"not the network this run trains \(hidden_irreps"):
+        start_from_checkpoint(original, tmp_path / "wide")

@@ -142,6 +142,20 @@ def test_v1_cycle8_continues_cycle7_with_the_volume_scans_and_changes_nothing_el
     assert changed == {"stop_after_epochs"} and eighth.training.stop_after_epochs is None
 
 
+def test_v1_cycle9_widens_cycle8_and_changes_nothing_else():
+    """Cycle 8 ran to its end; cycle 9 trains the same data and loss on a wider network started from its weights
+    (``model/widen.py``: the wider network starts as the same function)."""
+    eighth, ninth = _cycle("mf-universal-v1-cycle8.yaml", "mf-universal-v1-cycle9.yaml", None)
+    assert ninth.data == eighth.data and ninth.fidelity_priors == eighth.fidelity_priors and ninth.seed == eighth.seed
+    widened = {k: (eighth.model[k], v) for k, v in ninth.model.items() if eighth.model[k] != v}
+    assert widened == {
+        "hidden_irreps": ("64x0e+16x1o+8x2e", "96x0e+24x1o+12x2e"),
+        "readout_hidden": (32, 64),
+    }
+    changed = {k for k, v in ninth.training.to_dict().items() if eighth.training.to_dict()[k] != v}
+    assert changed == {"epochs"} and ninth.training.epochs == 4
+
+
 # the two MP GGA Mg labels cycle 6 leaves out: frame id -> (atoms in the cell, space group)
 MG_OUTLIERS = {"mp_pbe_element_polymorphs:558": (1, "Fm-3m"), "mp_pbe_element_polymorphs:554": (3, "R-3m")}
 

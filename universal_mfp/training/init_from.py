@@ -3,7 +3,9 @@
 This is a second learning-rate cycle on the same network, the way a long run is continued once its first
 schedule has ended: the checkpoint must be the same network (elements, fidelities, every architecture
 setting) as the one the run's config and data describe, or that network without a part that starts as
-nothing (``GROWABLE``), which the run then adds and trains. Its energy scales and neighbour normalisation come
+nothing (``GROWABLE``), which the run then adds and trains, or a narrower one (``GROWABLE_WIDTHS``: fewer
+channels in ``hidden_irreps`` or ``readout_hidden``), whose weights the run copies into its wider network so
+that it starts as the same function (``model/widen.py``). Its energy scales and neighbour normalisation come
 with it, because its weights were trained against exactly those. The element references are the run's own
 (its isolated-atom energies and fit): they are data, and a run may correct them; the record lists every
 reference that moved, and training re-learns the binding energies of those elements.
@@ -20,6 +22,7 @@ from typing import Any
 from universal_mfp.files import sha256_file
 from universal_mfp.hub.checkpoint import WEIGHTS_FILE, load_checkpoint
 from universal_mfp.model.potential import MultiFidelityPotential, build_model
+from universal_mfp.model.widen import GROWABLE_WIDTHS, widen, widening_differences
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +39,8 @@ def start_from_checkpoint(
     """The checkpoint's model, checked against ``fitted`` (the model this run built), and a provenance record.
 
     The run may grow the checkpoint's network by parts that start as nothing (``GROWABLE``: the angular
-    invariants of a checkpoint without them); those parts are initialised with ``seed``.
+    invariants of a checkpoint without them), or widen it (``GROWABLE_WIDTHS``); the new parts are initialised
+    with ``seed``. One run does one of the two.
 
     Raises:
         FileNotFoundError: if ``checkpoint_dir`` does not exist.
@@ -48,16 +52,28 @@ def start_from_checkpoint(
     theirs = dataclasses.asdict(saved.config)
     differ = sorted(k for k in ours.keys() | theirs.keys() if k not in FITTED_SETTINGS and ours.get(k) != theirs.get(k))
     grows = set(differ) <= set(GROWABLE) and theirs.get("angular_lmax") == 0
-    if differ and not grows:
+    widens = bool(differ) and set(differ) <= set(GROWABLE_WIDTHS)
+    if widens:
+        try:
+            widening_differences(saved.config, fitted.config.replace(avg_num_neighbors=saved.config.avg_num_neighbors))
+        except ValueError:
+            widens = False
+    if differ and not (grows or widens):
         details = "; ".join(f"{k}: checkpoint {theirs.get(k)!r}, this run {ours.get(k)!r}" for k in differ)
         raise ValueError(f"init_from {checkpoint_dir}: not the network this run trains ({details})")
     model = build_model(fitted.config.replace(avg_num_neighbors=saved.config.avg_num_neighbors), seed=seed)
-    missing, unexpected = model.load_state_dict(saved.model.state_dict(), strict=False)
-    grown = sorted({name.split(".", 1)[0] for name in missing})
-    if unexpected or any(part not in GROWABLE.values() for part in grown):
-        raise ValueError(f"init_from {checkpoint_dir}: weights do not fit (missing {missing}, unexpected {unexpected})")
-    if grown:
-        logger.info("init_from %s: grew the network by %s, which starts as nothing", checkpoint_dir, grown)
+    if widens:
+        grown = widen(saved.model, model)
+        logger.info("init_from %s: widened the network (%s), starting as the same function", checkpoint_dir, grown)
+    else:
+        missing, unexpected = model.load_state_dict(saved.model.state_dict(), strict=False)
+        grown = sorted({name.split(".", 1)[0] for name in missing})
+        if unexpected or any(part not in GROWABLE.values() for part in grown):
+            raise ValueError(
+                f"init_from {checkpoint_dir}: weights do not fit (missing {missing}, unexpected {unexpected})"
+            )
+        if grown:
+            logger.info("init_from %s: grew the network by %s, which starts as nothing", checkpoint_dir, grown)
     model.train()
     fitted_refs = fitted.element_references.detach().to(model.element_references)
     change = (fitted_refs - model.element_references.detach()).double()
