@@ -144,32 +144,41 @@ def test_a_first_cycle_cut_short_keeps_its_schedule(small_real_set, tmp_path):
         TrainerSettings(epochs=4, stop_after_epochs=5)
 
 
-def test_a_run_may_grow_the_checkpoint_by_angular_invariants(small_real_set, parent, tmp_path):
-    """A network without the angular invariants grows into one with them and starts as the same function;
-    the other way round is refused."""
+def _grown_config(tmp_path, data_dir, parent_dir, **model_changes):
+    """A one-epoch run from ``parent_dir`` whose network differs by ``model_changes``."""
+    path = write_config(tmp_path, data_dir, epochs=1, train_element_references=False)
+    raw = yaml.safe_load(path.read_text())
+    raw["init_from"] = str(parent_dir)
+    raw["model"].update(model_changes)
+    path.write_text(yaml.safe_dump(raw))
+    return load_run_config(path)
+
+
+def _assert_same_function(original, grown):
+    """The same energies and forces at every fidelity, on a rattled crystal of an element of the small real set."""
     from tests.model.helpers import rattled_crystal
     from universal_mfp.inference import predict_structures
 
-    path = write_config(tmp_path, small_real_set, epochs=1, train_element_references=False)
-    raw = yaml.safe_load(path.read_text())
-    raw["init_from"] = str(parent)
-    raw["model"]["angular_lmax"] = 4
-    path.write_text(yaml.safe_dump(raw))
-    config = load_run_config(path)
-    grown, record = start_from_checkpoint(_fresh_model(config), parent, seed=config.seed)
-    assert record["grown"] == ["angular"] and grown.config.angular_lmax == 4
-    original = load_checkpoint(parent).model
     atoms = rattled_crystal()
-    atoms.numbers[:] = 14  # an element of the small real set
+    atoms.numbers[:] = 14
     grown.eval()
     for fidelity in original.config.fidelities:
         (before,) = predict_structures(original, [atoms], fidelity=fidelity)
         (after,) = predict_structures(grown, [atoms], fidelity=fidelity)
         assert after.energy == pytest.approx(before.energy, abs=1e-4)
         np.testing.assert_allclose(after.forces, before.forces, atol=1e-4)
-    grown_dir = tmp_path / "grown"
+
+
+def test_a_run_may_grow_the_checkpoint_by_angular_invariants(small_real_set, parent, tmp_path):
+    """A network without the angular invariants grows into one with them and starts as the same function;
+    the other way round is refused."""
     from universal_mfp.hub.checkpoint import save_checkpoint
 
+    config = _grown_config(tmp_path, small_real_set, parent, angular_lmax=4)
+    grown, record = start_from_checkpoint(_fresh_model(config), parent, seed=config.seed)
+    assert record["grown"] == ["angular"] and grown.config.angular_lmax == 4
+    _assert_same_function(load_checkpoint(parent).model, grown)
+    grown_dir = tmp_path / "grown"
     save_checkpoint(grown, grown_dir)
     with pytest.raises(ValueError, match="not the network this run trains"):
         start_from_checkpoint(
@@ -181,28 +190,16 @@ def test_a_run_may_widen_the_checkpoint_s_network(small_real_set, parent, tmp_pa
     """A wider run starts from a narrower checkpoint as the same function; a narrower one is refused."""
     from e3nn import o3
 
-    from tests.model.helpers import rattled_crystal
     from universal_mfp.hub.checkpoint import save_checkpoint
-    from universal_mfp.inference import predict_structures
 
     original = load_checkpoint(parent).model
-    path = write_config(tmp_path, small_real_set, epochs=1, train_element_references=False)
-    raw = yaml.safe_load(path.read_text())
-    raw["init_from"] = str(parent)
     wider = o3.Irreps([(2 * mul, ir) for mul, ir in o3.Irreps(original.config.hidden_irreps)])
-    raw["model"].update(hidden_irreps=str(wider), readout_hidden=2 * original.config.readout_hidden)
-    path.write_text(yaml.safe_dump(raw))
-    config = load_run_config(path)
+    config = _grown_config(
+        tmp_path, small_real_set, parent, hidden_irreps=str(wider), readout_hidden=2 * original.config.readout_hidden
+    )
     grown, record = start_from_checkpoint(_fresh_model(config), parent, seed=config.seed)
     assert record["grown"] == ["hidden_irreps", "readout_hidden"] and grown.config.hidden_irreps == str(wider)
-    atoms = rattled_crystal()
-    atoms.numbers[:] = 14  # an element of the small real set
-    grown.eval()
-    for fidelity in original.config.fidelities:
-        (before,) = predict_structures(original, [atoms], fidelity=fidelity)
-        (after,) = predict_structures(grown, [atoms], fidelity=fidelity)
-        assert after.energy == pytest.approx(before.energy, abs=1e-4)
-        np.testing.assert_allclose(after.forces, before.forces, atol=1e-4)
+    _assert_same_function(original, grown)
     save_checkpoint(grown, tmp_path / "wide")
     with pytest.raises(ValueError, match=r"not the network this run trains \(hidden_irreps"):
         start_from_checkpoint(original, tmp_path / "wide")
