@@ -83,7 +83,6 @@ def _gate_input_map(old: InteractionBlock, new: InteractionBlock) -> ChannelMap:
     return mapping
 
 
-@torch.no_grad()
 def _grow_linear(old: o3.Linear, new: o3.Linear, in_map: ChannelMap, out_map: ChannelMap) -> None:
     """Old weights into their new places, rescaled for the new fan-in; new inputs to old outputs: zero."""
     if len(old.instructions) != len(new.instructions):
@@ -95,9 +94,7 @@ def _grow_linear(old: o3.Linear, new: o3.Linear, in_map: ChannelMap, out_map: Ch
         old_block = old.weight[old_offset : old_offset + a.path_shape[0] * a.path_shape[1]].view(*a.path_shape)
         new_block = new.weight[new_offset : new_offset + b.path_shape[0] * b.path_shape[1]].view(*b.path_shape)
         rows, cols = in_map[a.i_in], out_map[a.i_out]
-        new_rows = torch.ones(b.path_shape[0], dtype=torch.bool)
-        new_rows[rows] = False
-        new_block[new_rows[:, None] & _mask(b.path_shape[1], cols)[None, :]] = 0.0
+        new_block[:, cols] = 0.0  # into the old outputs, only the old inputs count
         new_block[rows[:, None], cols[None, :]] = old_block * (a.path_weight / b.path_weight)
         old_offset += a.path_shape[0] * a.path_shape[1]
         new_offset += b.path_shape[0] * b.path_shape[1]
@@ -107,13 +104,6 @@ def _even_scalars(irreps: o3.Irreps) -> int:
     return sum(mul for mul, ir in irreps if ir == o3.Irrep("0e"))
 
 
-def _mask(size: int, index: torch.Tensor) -> torch.Tensor:
-    mask = torch.zeros(size, dtype=torch.bool)
-    mask[index] = True
-    return mask
-
-
-@torch.no_grad()
 def _grow_fidelity_linear(old: FidelityLinear, new: FidelityLinear, in_map: ChannelMap, out_map: ChannelMap) -> None:
     _grow_linear(old.linear, new.linear, in_map, out_map)
     # the bias columns are the output's 0e channels, block after block
@@ -126,13 +116,13 @@ def _grow_fidelity_linear(old: FidelityLinear, new: FidelityLinear, in_map: Chan
         new.fidelity_bias[:, torch.cat(columns)] = old.fidelity_bias
 
 
-@torch.no_grad()
 def _grow_radial(old: InteractionBlock, new: InteractionBlock) -> None:
-    """The radial network's last layer gives each tensor-product path one weight per input channel."""
-    old_layers, new_layers = list(old.radial_network.children()), list(new.radial_network.children())
-    for a, b in zip(old_layers[:-1], new_layers[:-1], strict=True):
-        b.weight.copy_(a.weight)
-    last_old, last_new = old_layers[-1].weight, new_layers[-1].weight
+    """The radial network's last layer gives each tensor-product path one weight per input channel.
+
+    Its hidden layers keep their shapes and are copied with the rest.
+    """
+    last_old = list(old.radial_network.children())[-1].weight
+    last_new = list(new.radial_network.children())[-1].weight
     old_start = new_start = 0
     for a, b in zip(old.tensor_product.instructions, new.tensor_product.instructions, strict=True):
         m_old = old.tensor_product.irreps_in1[a.i_in1].mul
@@ -141,7 +131,6 @@ def _grow_radial(old: InteractionBlock, new: InteractionBlock) -> None:
         old_start, new_start = old_start + m_old, new_start + m_new
 
 
-@torch.no_grad()
 def _grow_dense(old: FidelityDense, new: FidelityDense) -> None:
     """A readout layer: old weights rescaled for the new fan-in, new inputs to old outputs zero."""
     n_in, n_out = old.fidelity_weight.shape[1:]
@@ -151,7 +140,6 @@ def _grow_dense(old: FidelityDense, new: FidelityDense) -> None:
     new.fidelity_bias[:, :n_out] = old.fidelity_bias
 
 
-@torch.no_grad()
 def _grow_readout(narrow: MultiFidelityPotential, wide: MultiFidelityPotential, features: ChannelMap) -> None:
     """The readout: final scalars -> hidden -> energy; new hidden units start with no say in the energy."""
     if isinstance(narrow.readout_hidden, FidelityDense):
@@ -185,9 +173,7 @@ def widen(narrow: MultiFidelityPotential, wide: MultiFidelityPotential) -> list[
         if wide_state[name].shape == value.shape:
             wide_state[name].copy_(value)
     wide.embedding.weight[:, :scalars_old] = narrow.embedding.weight
-    if narrow.angular is not None:
-        wide.angular.radial.weight.copy_(narrow.angular.radial.weight)
-        wide.angular.species_weight.weight.copy_(narrow.angular.species_weight.weight)
+    if narrow.angular is not None:  # its radial and species weights keep their shapes
         wide.angular.output.weight[:scalars_old] = narrow.angular.output.weight
     features_in = _prefix_map(narrow.interactions[0].irreps_in, wide.interactions[0].irreps_in)
     for old, new in zip(narrow.interactions, wide.interactions, strict=True):
