@@ -1,4 +1,6 @@
-"""Command line: ``python -m universal_mfp_pipelines pull|pair|build|import|all|generate|teach|manifest|offsets``.
+"""Command line: ``python -m universal_mfp_pipelines COMMAND``.
+
+Commands: pull, pair, build, import, all, generate, teach, manifest, offsets, dft-eos.
 
 The same commands run as ``umfp data ...``.
 """
@@ -127,6 +129,18 @@ def _add_teach_args(p: argparse.ArgumentParser) -> None:
     _add_shard_args(p)
 
 
+def _add_dft_eos_args(p: argparse.ArgumentParser) -> None:
+    from universal_mfp_pipelines.dft_eos import DftSettings
+
+    defaults = DftSettings()
+    p.add_argument("out", type=Path, help="folder for <element>.extxyz and manifest.json")
+    p.add_argument("--elements", nargs="+", required=True, help="elements (space or comma separated), e.g. Al Cu Si")
+    p.add_argument("--ecut", type=float, default=defaults.ecut, help="plane-wave cutoff, eV")
+    p.add_argument("--kpoint-density", type=float, default=defaults.kpoint_density, help="k-points per 1/Å")
+    p.add_argument("--smearing", type=float, default=defaults.smearing, help="Marzari-Vanderbilt width, eV")
+    p.add_argument("--volume-factors", type=float, nargs="+", default=list(defaults.volume_factors))
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation and tests)."""
     parser = argparse.ArgumentParser(prog="python -m universal_mfp_pipelines", description=__doc__)
@@ -160,6 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("teach", help="label generated crystals with teachers, each teacher a fidelity")
     _add_teach_args(p)
+
+    p = sub.add_parser("dft-eos", help="equations of state of elemental crystals with GPAW PBE (forces, stress)")
+    _add_dft_eos_args(p)
 
     p = sub.add_parser("manifest", help="rebuild the manifest of a generation or labelled folder (after merging parts)")
     p.add_argument("folder", type=Path)
@@ -304,6 +321,22 @@ def _run_teach(args: argparse.Namespace, progress: bool) -> None:
     logger.info("labelled %d shards in %s", manifest["num_shards_done"], args.out)
 
 
+def _run_dft_eos(args: argparse.Namespace) -> None:
+    from universal_mfp_pipelines.dft_eos import DftSettings, gpaw_calculator, gpaw_provenance, run_eos
+
+    settings = DftSettings(
+        ecut=args.ecut,
+        kpoint_density=args.kpoint_density,
+        smearing=args.smearing,
+        volume_factors=tuple(args.volume_factors),
+    )
+    provenance = gpaw_provenance()  # fails at once, with its install hint, where GPAW is missing
+    manifest = run_eos(
+        args.out, _split_list(args.elements), settings, calculator_factory=gpaw_calculator, provenance=provenance
+    )
+    logger.info("%s: %d elements", args.out, len(manifest["elements"]))
+
+
 def _run_manifest(folder: Path) -> None:
     import json as _json
 
@@ -348,6 +381,8 @@ def main(argv: list[str] | None = None) -> int:
             _run_teach(args, progress)
         elif args.command == "manifest":
             _run_manifest(args.folder)
+        elif args.command == "dft-eos":
+            _run_dft_eos(args)
         elif args.command == "offsets":
             from universal_mfp_pipelines.teacher_offsets import offsets_main
 

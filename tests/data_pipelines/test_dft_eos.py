@@ -1,0 +1,139 @@
+"""``umfp data dft-eos``: equations of state of elemental crystals labelled by real DFT (forces and stress)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ase.calculators.emt import EMT
+from ase.io import read
+from ase.units import GPa
+from universal_mfp_pipelines.dft_eos import (
+    DftSettings,
+    eos_structures,
+    label_structure,
+    reference_crystal,
+    run_eos,
+)
+
+from universal_mfp.data.readers import read_frames
+
+FACTORS = (0.94, 0.97, 1.0, 1.03, 1.06)
+
+
+class CountingEMT:
+    """A factory of real EMT calculators that counts how often it is asked (EMT: Al, Cu, Ag, Au, Ni, Pd, Pt)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, settings: DftSettings) -> EMT:
+        self.calls += 1
+        return EMT()
+
+
+def test_scans_scale_the_reference_crystal_isotropically_and_share_one_group():
+    structures = eos_structures("Mg", FACTORS)
+    reference = reference_crystal("Mg")
+    assert [round(a.get_volume() / reference.get_volume(), 12) for a in structures] == list(FACTORS)
+    for atoms in structures:
+        np.testing.assert_allclose(atoms.get_scaled_positions(), reference.get_scaled_positions(), atol=1e-12)
+        np.testing.assert_allclose(atoms.cell.cellpar()[3:], reference.cell.cellpar()[3:], atol=1e-9)  # same shape
+    assert {a.info["material_id"] for a in structures} == {"dft-eos:Mg-hcp"}
+    assert [a.info["volume_factor"] for a in structures] == list(FACTORS)
+
+
+def test_stress_labels_give_the_bulk_modulus_of_the_energies_and_no_energy_label(tmp_path: Path):
+    settings = DftSettings(volume_factors=FACTORS)
+    run_eos(tmp_path, ["Cu"], settings, calculator_factory=CountingEMT(), provenance={"code": "EMT"})
+    frames = read_frames(tmp_path / "frames", fidelity="pbe")  # the folder, as a training source reads it
+    assert len(frames) == len(FACTORS)
+    assert all(f.energy is None and f.stress is not None and f.forces is not None for f in frames)
+    volumes = np.array([abs(np.linalg.det(f.cell)) for f in frames])
+    pressures = np.array([-np.trace(f.stress) / 3 for f in frames])  # eV/Å³
+    assert pressures[0] > 0 > pressures[-1]  # compressed pushes out, expanded pulls in
+    energies = []
+    for atoms in read(tmp_path / "frames" / "Cu.extxyz", ":"):
+        atoms.calc = EMT()
+        energies.append(atoms.get_potential_energy())
+        assert atoms.info["dft_energy"] == pytest.approx(energies[-1], abs=1e-9)  # kept for the record
+    energy_of_volume = np.polynomial.Polynomial.fit(volumes, energies, 4)
+    np.testing.assert_allclose(pressures, -energy_of_volume.deriv()(volumes), atol=0.05 * GPa)
+    middle = volumes[2]
+    from_energy = middle * energy_of_volume.deriv(2)(middle) / GPa
+    from_stress = -np.polynomial.Polynomial.fit(volumes, pressures, 2).deriv()(middle) * middle / GPa
+    assert from_stress == pytest.approx(from_energy, rel=0.02)
+    assert 100 < from_stress < 200  # EMT's Cu, DFT ~140 GPa
+
+
+def test_reruns_skip_finished_elements_and_refuse_other_settings(tmp_path: Path):
+    factory = CountingEMT()
+    settings = DftSettings(volume_factors=FACTORS)
+    run_eos(tmp_path, ["Al"], settings, calculator_factory=factory)
+    before = (tmp_path / "frames" / "Al.extxyz").read_bytes()
+    manifest = run_eos(tmp_path, ["Al", "Ag"], settings, calculator_factory=factory)
+    assert factory.calls == 2 and set(manifest["elements"]) == {"Al", "Ag"}
+    assert (tmp_path / "frames" / "Al.extxyz").read_bytes() == before
+    with pytest.raises(ValueError, match="other settings"):
+        run_eos(tmp_path, ["Al"], DftSettings(ecut=400.0, volume_factors=FACTORS), calculator_factory=factory)
+    assert (tmp_path / "frames" / "Al.extxyz").read_bytes() == before and factory.calls == 2
+
+
+@pytest.mark.parametrize(
+    ("elements", "message"),
+    [(["Xx"], "unknown element"), (["Fe"], "magnetic"), (["N"], "reference state"), ([], "no elements")],
+)
+def test_bad_elements_fail_before_any_calculation(tmp_path: Path, elements: list[str], message: str):
+    factory = CountingEMT()
+    with pytest.raises(ValueError, match=message):
+        run_eos(tmp_path, ["Al", *elements] if elements else [], calculator_factory=factory)
+    assert factory.calls == 0 and not (tmp_path / "frames" / "Al.extxyz").exists()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"volume_factors": (0.9, math.nan)}, "volume factors must be"),
+        ({"volume_factors": (0.9, 0.9)}, "repeat"),
+        ({"volume_factors": ()}, "volume factors must be"),
+        ({"ecut": -1.0}, "ecut must be a positive"),
+    ],
+)
+def test_settings_refuse_nonsense(kwargs: dict, message: str):
+    with pytest.raises(ValueError, match=message):
+        DftSettings(**kwargs)
+
+
+def test_a_failed_calculation_is_an_error_that_names_the_structure():
+    class Broken(EMT):
+        def calculate(self, *args, **kwargs):
+            super().calculate(*args, **kwargs)
+            self.results["stress"] = self.results["stress"] * np.nan
+
+    with pytest.raises(ValueError, match=r"Al.*non-finite"):
+        label_structure(eos_structures("Al", (1.0,))[0], Broken(), DftSettings())
+
+
+def test_gpaw_stress_is_minus_the_volume_derivative_of_its_energy(tmp_path: Path):
+    pytest.importorskip("gpaw", reason="the DFT labeller needs the optional GPAW package")
+    from universal_mfp_pipelines.dft_eos import gpaw_calculator
+
+    factors = (0.99, 1.0, 1.01)
+    settings = DftSettings(ecut=250.0, kpoint_density=2.0, volume_factors=factors)
+    run_eos(tmp_path, ["Li"], settings, calculator_factory=gpaw_calculator)
+    atoms = read(tmp_path / "frames" / "Li.extxyz", ":")
+    volumes = [a.get_volume() for a in atoms]
+    energies = [a.info["dft_energy"] for a in atoms]
+    pressure_fd = -(energies[2] - energies[0]) / (volumes[2] - volumes[0])
+    pressure = -np.trace(atoms[1].get_stress(voigt=False)) / 3
+    assert pressure == pytest.approx(pressure_fd, abs=0.02 * GPa)
+
+
+def test_the_command_names_a_bad_element_and_writes_nothing(tmp_path: Path, caplog: pytest.LogCaptureFixture):
+    from universal_mfp_pipelines.cli import main
+
+    assert main(["dft-eos", str(tmp_path / "out"), "--elements", "Al,Fe"]) == 1
+    assert "Fe" in caplog.text or "GPAW" in caplog.text  # the element, or the missing code with its install hint
+    assert not list(tmp_path.glob("out/frames/*.extxyz"))
