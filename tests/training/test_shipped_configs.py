@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from universal_mfp.training.config import load_run_config
@@ -153,7 +155,50 @@ def test_v1_cycle9_widens_cycle8_and_changes_nothing_else():
         "readout_hidden": (32, 64),
     }
     changed = {k for k, v in ninth.training.to_dict().items() if eighth.training.to_dict()[k] != v}
-    assert changed == {"epochs"} and ninth.training.epochs == 4
+    assert changed == {"epochs", "stop_after_epochs"}
+    assert (ninth.training.epochs, ninth.training.stop_after_epochs) == (4, 2)
+
+
+def test_v1_cycle10_runs_the_rest_of_cycle9_with_the_dft_volume_scans_and_changes_nothing_else():
+    """Cycle 9 was cut after 2 of its 4 epochs; cycle 10 adds the GPAW PBE volume scans (forces and stresses at
+    ``pbe``) and runs the last two epochs from the learning rate where cycle 9's schedule stood."""
+    ninth, tenth = _cycle("mf-universal-v1-cycle9.yaml", "mf-universal-v1-cycle10.yaml", 2)
+    assert tenth.model == ninth.model and tenth.seed == ninth.seed and tenth.fidelity_priors == ninth.fidelity_priors
+    added = [s for s in tenth.data.sources if s not in ninth.data.sources]
+    assert [(s.path.parent.name, s.path.name, s.fidelity, s.repeat) for s in added] == [
+        ("dft-eos-gpaw", "frames", "pbe", 4)
+    ]
+    assert sorted(p.stem for p in added[0].path.glob("*.extxyz")) == sorted(DFT_EOS_ELEMENTS)
+    kept = tuple(s for s in tenth.data.sources if s not in added)
+    assert dataclasses.replace(tenth.data, sources=kept) == ninth.data
+    changed = {k for k, v in tenth.training.to_dict().items() if ninth.training.to_dict()[k] != v}
+    assert changed == {"epochs", "learning_rate", "stop_after_epochs"}
+    assert (tenth.training.epochs, tenth.training.learning_rate, tenth.training.stop_after_epochs) == (2, 0.001, None)
+    # where cycle 9's cosine schedule stood after 2 of its 4 epochs (warm-up aside): half-way to its final rate
+    peak, final = ninth.training.learning_rate, ninth.training.learning_rate * ninth.training.min_learning_rate_factor
+    assert tenth.training.learning_rate == pytest.approx(final + (peak - final) / 2, rel=0.03)
+
+
+DFT_EOS_ELEMENTS = ["Al", "Cu", "Si", "Mg", "Li", "Na", "K", "Ca", "Be", "C", "Ge", "Ag"]
+
+
+def test_the_dft_volume_scans_are_pbe_stresses_without_energies_split_by_element():
+    """What cycle 10 trains on: every element's scan of seven volumes, forces and stress labels, no energy (GPAW's
+    energies are on another scale than MP's), and one group per element so a scan never straddles splits."""
+    from universal_mfp.data.readers import read_frames
+    from universal_mfp.data.splits import group_key
+
+    folder = Path(__file__).resolve().parents[2] / "datasets" / "dft-eos-gpaw"
+    frames = read_frames(folder / "frames", fidelity="pbe")
+    assert len(frames) == 7 * len(DFT_EOS_ELEMENTS)
+    assert all(f.energy is None and f.forces is not None and f.stress is not None for f in frames)
+    groups = {group_key(f) for f in frames}
+    assert len(groups) == len(DFT_EOS_ELEMENTS)
+    by_group: dict[str, list[float]] = {}
+    for frame in frames:
+        by_group.setdefault(group_key(frame), []).append(-float(np.trace(frame.stress)) / 3)  # pressure, eV/A^3
+    for pressures in by_group.values():  # compressing raises the pressure, at every step of every scan
+        assert all(a > b for a, b in itertools.pairwise(pressures)), pressures
 
 
 # the two MP GGA Mg labels cycle 6 leaves out: frame id -> (atoms in the cell, space group)
