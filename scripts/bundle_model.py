@@ -46,6 +46,11 @@ TEACHER_LICENSE = (
     "themselves trained on Materials Project GGA(+U) and r2SCAN data (CC BY 4.0)"
 )
 
+DFT_EOS_LICENSE = (
+    "datasets/dft-eos-gpaw: PBE volume scans of elemental crystals computed by this project with GPAW "
+    "(`umfp data dft-eos`; GPAW is GPL-3.0, the computed labels are the project's own, under the model's license)"
+)
+
 
 def training_coverage(config_path: Path) -> dict[str, dict[str, list[str]]]:
     """Per fidelity, the elements of the run's training split seen in DFT and in teacher labels."""
@@ -58,11 +63,17 @@ def training_coverage(config_path: Path) -> dict[str, dict[str, list[str]]]:
     return element_coverage([frames[i] for i in splits["train"]], prior_sources(config))
 
 
-def data_licenses(sources: list[str]) -> dict[str, str]:
-    """The licenses of the data the run used: the shared real data, plus the teacher dataset if it was used."""
+def data_licenses(sources: list[str], source_paths: list[Path] | None = None) -> dict[str, str]:
+    """The licenses of the data the run used.
+
+    The shared real data always; the teacher datasets and the project's own DFT scans if the run used them
+    (``sources``: the checkpoint's source names; ``source_paths``: the config's data sources).
+    """
     licenses = dict(DATA_LICENSES)
     if any(str(source).startswith(TEACHER_SOURCE_PREFIX) for source in sources):
         licenses["teacher"] = TEACHER_LICENSE
+    if any("dft-eos" in path.as_posix() for path in source_paths or ()):
+        licenses["dft_eos"] = DFT_EOS_LICENSE
     return licenses
 
 
@@ -109,7 +120,9 @@ def main() -> None:
         config=args.config.as_posix(),
         license=args.license,
         reproduce=args.reproduce or f"umfp train {args.config.as_posix()}",
-        data_licenses=data_licenses(training.get("sources") or []),
+        data_licenses=data_licenses(
+            training.get("sources") or [], [source.path for source in load_run_config(args.config).data.sources]
+        ),
     )
     training.pop("elements_with_energies_by_fidelity", None)
     if COVERAGE_KEY not in training:  # runs from before the trainer recorded it
