@@ -176,8 +176,25 @@ def label_structure(atoms: Atoms, calculator: Any, settings: DftSettings) -> Ato
 def _written_settings(path: Path) -> str | None:
     from ase.io import read
 
-    first = read(path, index=0, format="extxyz")
+    try:
+        first = read(path, index=0, format="extxyz")
+    except Exception as error:  # a damaged file: say which, and leave it for the user to inspect
+        raise ValueError(
+            f"{path} cannot be read ({type(error).__name__}: {error}); move it away to recompute"
+        ) from error
     return first.info.get(SETTINGS_KEY)
+
+
+def _read_manifest(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {"elements": {}}
+    try:
+        manifest = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is not valid JSON ({error}); move it away to rebuild it") from error
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("elements"), dict):
+        raise ValueError(f"{path} has no 'elements' table; move it away to rebuild it")
+    return manifest
 
 
 def run_eos(
@@ -194,7 +211,8 @@ def run_eos(
     calculation starts, so a bad name fails at once.
 
     Raises:
-        ValueError: for an unknown or unsupported element, or an element already written with other settings.
+        ValueError: for an unknown or unsupported element, an element already written with other settings, or
+            a damaged element file or manifest (named; nothing is overwritten).
     """
     from ase.io import write
 
@@ -207,7 +225,7 @@ def run_eos(
     frames_dir.mkdir(parents=True, exist_ok=True)
     wanted = json.dumps(settings.as_dict())
     manifest_path = out / MANIFEST
-    manifest: dict[str, Any] = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {"elements": {}}
+    manifest = _read_manifest(manifest_path)
     for symbol in structures:
         path = frames_dir / f"{symbol}.extxyz"
         if path.is_file() and _written_settings(path) != wanted:
@@ -225,7 +243,7 @@ def run_eos(
         write(buffer, labelled, format="extxyz")
         atomic_write_bytes(path, buffer.getvalue().encode())
         # read again just before writing: another process may be computing other elements into the same folder
-        manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {"elements": {}}
+        manifest = _read_manifest(manifest_path)
         manifest["elements"][symbol] = {"frames": len(labelled), "seconds": round(seconds, 1)}
         manifest.update(settings=settings.as_dict(), provenance=provenance or {})
         atomic_write_json(manifest_path, manifest)

@@ -137,3 +137,18 @@ def test_the_command_names_a_bad_element_and_writes_nothing(tmp_path: Path, capl
     assert main(["dft-eos", str(tmp_path / "out"), "--elements", "Al,Fe"]) == 1
     assert "Fe" in caplog.text or "GPAW" in caplog.text  # the element, or the missing code with its install hint
     assert not list(tmp_path.glob("out/frames/*.extxyz"))
+
+
+def test_a_damaged_manifest_or_element_file_is_named_and_left_alone(tmp_path: Path):
+    factory = CountingEMT()
+    settings = DftSettings(volume_factors=FACTORS)
+    run_eos(tmp_path, ["Al"], settings, calculator_factory=factory)
+    (tmp_path / "manifest.json").write_text('{"elements": {"Al": ')
+    with pytest.raises(ValueError, match=r"manifest\.json is not valid JSON"):
+        run_eos(tmp_path, ["Al", "Cu"], settings, calculator_factory=factory)
+    assert (tmp_path / "manifest.json").read_text() == '{"elements": {"Al": '
+    (tmp_path / "manifest.json").unlink()
+    (tmp_path / "frames" / "Al.extxyz").write_text("1\nLattice=\n")
+    with pytest.raises(ValueError, match=r"Al\.extxyz cannot be read"):
+        run_eos(tmp_path, ["Al"], settings, calculator_factory=factory)
+    assert (tmp_path / "frames" / "Al.extxyz").read_text() == "1\nLattice=\n" and factory.calls == 1
