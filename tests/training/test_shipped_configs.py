@@ -179,6 +179,18 @@ def test_v1_cycle10_runs_the_rest_of_cycle9_with_the_dft_volume_scans_and_change
     assert tenth.training.learning_rate == pytest.approx(final + (peak - final) / 2, rel=0.03)
 
 
+def test_v1_cycle11_reads_the_dft_volume_scans_six_times_as_often_and_changes_nothing_else():
+    tenth, eleventh = _cycle("mf-universal-v1-cycle10.yaml", "mf-universal-v1-cycle11.yaml", None)
+    assert eleventh.model == tenth.model and eleventh.seed == tenth.seed
+    assert eleventh.fidelity_priors == tenth.fidelity_priors
+    scans = [(a, b) for a, b in zip(tenth.data.sources, eleventh.data.sources, strict=True) if a != b]
+    assert [(a.path.parent.name, a.repeat, b.repeat) for a, b in scans] == [("dft-eos-gpaw", 4, 24)]
+    assert dataclasses.replace(eleventh.data, sources=tenth.data.sources) == tenth.data
+    changed = {k for k, v in eleventh.training.to_dict().items() if tenth.training.to_dict()[k] != v}
+    assert changed == {"epochs", "learning_rate"}
+    assert (eleventh.training.epochs, eleventh.training.learning_rate) == (1, 0.0005)
+
+
 DFT_EOS_ELEMENTS = ["Al", "Cu", "Si", "Mg", "Li", "Na", "K", "Ca", "Be", "C", "Ge", "Ag"]
 
 
