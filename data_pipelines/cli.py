@@ -133,7 +133,7 @@ def _add_dft_eos_args(p: argparse.ArgumentParser) -> None:
     from universal_mfp_pipelines.dft_eos import DftSettings
 
     defaults = DftSettings()
-    p.add_argument("out", type=Path, help="folder for <element>.extxyz and manifest.json")
+    p.add_argument("out", type=Path, help="folder for frames/<element>.extxyz and manifest.json")
     p.add_argument("--elements", nargs="+", required=True, help="elements (space or comma separated), e.g. Al Cu Si")
     p.add_argument("--ecut", type=float, default=defaults.ecut, help="plane-wave cutoff, eV")
     p.add_argument("--kpoint-density", type=float, default=defaults.kpoint_density, help="k-points per 1/Å")
