@@ -203,3 +203,24 @@ def test_a_run_may_widen_the_checkpoint_s_network(small_real_set, parent, tmp_pa
     save_checkpoint(grown, tmp_path / "wide")
     with pytest.raises(ValueError, match=r"not the network this run trains \(hidden_irreps"):
         start_from_checkpoint(original, tmp_path / "wide")
+
+
+def test_a_resumed_run_does_not_need_its_start_checkpoint(small_real_set, parent, tmp_path):
+    """A run with a saved state resumes from it when the ``init_from`` folder is gone (a fresh clone restoring
+    a kept state); without a state the missing checkpoint is still refused."""
+    import shutil
+
+    start = tmp_path / "start"
+    shutil.copytree(parent, start)
+    config = _child_config(tmp_path / "run", small_real_set, start, epochs=1, train_element_references=False)
+    first = train_from_config(config, resume=True)
+    weights = load_file(str(first.best_model_dir / "model.safetensors"))
+    shutil.rmtree(start)
+    again = train_from_config(config, resume=True)
+    for key, value in load_file(str(again.best_model_dir / "model.safetensors")).items():
+        torch.testing.assert_close(value, weights[key], rtol=0, atol=0, msg=key)
+    record = load_checkpoint(again.best_model_dir).metadata["training"]["init_from"]
+    assert record == {"checkpoint": str(start), "absent_at_resume": True}
+    fresh = _child_config(tmp_path / "fresh", small_real_set, start, epochs=1, train_element_references=False)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        train_from_config(fresh, resume=True)
