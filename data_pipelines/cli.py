@@ -139,6 +139,17 @@ def _add_dft_eos_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kpoint-density", type=float, default=defaults.kpoint_density, help="k-points per 1/Å")
     p.add_argument("--smearing", type=float, default=defaults.smearing, help="Marzari-Vanderbilt width, eV")
     p.add_argument("--volume-factors", type=float, nargs="+", default=list(defaults.volume_factors))
+    p.add_argument("--xc", choices=["PBE", "r2SCAN"], default=defaults.xc, help="functional")
+    p.add_argument(
+        "--structures", nargs="+", help="crystals of every element (fcc bcc hcp diamond; default: its reference one)"
+    )
+    p.add_argument("--mixer-beta", type=float, help="SCF density-mixing weight (r2SCAN: 0.05)")
+    p.add_argument(
+        "--anchor",
+        type=Path,
+        help="extxyz of real elemental DFT (a training source of the run): its lowest frame of each element "
+        "puts the energies on that setup's scale, and the frames get energy labels",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -175,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("teach", help="label generated crystals with teachers, each teacher a fidelity")
     _add_teach_args(p)
 
-    p = sub.add_parser("dft-eos", help="equations of state of elemental crystals with GPAW PBE (forces, stress)")
+    p = sub.add_parser("dft-eos", help="equations of state of elemental crystals with GPAW (PBE or r2SCAN)")
     _add_dft_eos_args(p)
 
     p = sub.add_parser("manifest", help="rebuild the manifest of a generation or labelled folder (after merging parts)")
@@ -329,10 +340,19 @@ def _run_dft_eos(args: argparse.Namespace) -> None:
         kpoint_density=args.kpoint_density,
         smearing=args.smearing,
         volume_factors=tuple(args.volume_factors),
+        xc=args.xc,
+        structures=tuple(_split_list(args.structures or [])),
+        mixer_beta=args.mixer_beta,
+        anchor=args.anchor.name if args.anchor else None,
     )
     provenance = gpaw_provenance()  # fails at once, with its install hint, where GPAW is missing
     manifest = run_eos(
-        args.out, _split_list(args.elements), settings, calculator_factory=gpaw_calculator, provenance=provenance
+        args.out,
+        _split_list(args.elements),
+        settings,
+        calculator_factory=gpaw_calculator,
+        provenance=provenance,
+        anchor_path=args.anchor,
     )
     logger.info("%s: %d elements", args.out, len(manifest["elements"]))
 

@@ -99,6 +99,10 @@ def test_bad_elements_fail_before_any_calculation(tmp_path: Path, elements: list
         ({"volume_factors": (0.9, 0.9)}, "repeat"),
         ({"volume_factors": ()}, "volume factors must be"),
         ({"ecut": -1.0}, "ecut must be a positive"),
+        ({"xc": "SCAN"}, "xc must be one of"),
+        ({"structures": ("fcc", "fcc")}, "structures must be distinct"),
+        ({"structures": ("rocksalt",)}, "structures must be distinct"),
+        ({"mixer_beta": 0.0}, "mixer_beta must be"),
     ],
 )
 def test_settings_refuse_nonsense(kwargs: dict, message: str):
@@ -152,3 +156,71 @@ def test_a_damaged_manifest_or_element_file_is_named_and_left_alone(tmp_path: Pa
     with pytest.raises(ValueError, match=r"Al\.extxyz cannot be read"):
         run_eos(tmp_path, ["Al"], settings, calculator_factory=factory)
     assert (tmp_path / "frames" / "Al.extxyz").read_text() == "1\nLattice=\n" and factory.calls == 1
+
+
+def test_several_structures_share_each_volume_per_atom_and_one_group():
+    scans = eos_structures("Mg", FACTORS, ("hcp", "fcc", "bcc"))
+    assert len(scans) == 3 * len(FACTORS)
+    by_kind = {kind: [a for a in scans if a.info["structure"] == kind] for kind in ("hcp", "fcc", "bcc")}
+    reference = reference_crystal("Mg")
+    np.testing.assert_allclose(by_kind["hcp"][2].cell.array, reference.cell.array)  # Mg's own hcp, its c/a
+    for kind, atoms_list in by_kind.items():
+        volumes = [a.get_volume() / len(a) for a in atoms_list]
+        np.testing.assert_allclose(volumes, np.array(FACTORS) * reference.get_volume() / len(reference))
+        assert {a.info["material_id"] for a in atoms_list} == {f"dft-eos:Mg-{kind}"}
+    assert {a.info["composition_group"] for a in scans} == {"dft-eos:Mg"}
+    fcc_hcp = eos_structures("Cu", (1.0,), ("hcp",))[0]  # not Cu's own structure: the ideal c/a
+    assert fcc_hcp.cell.cellpar()[2] / fcc_hcp.cell.cellpar()[0] == pytest.approx(math.sqrt(8 / 3))
+
+
+def _anchor_file(path: Path, shift: float) -> Path:
+    """Real elemental frames on a setup shifted from EMT's by ``shift`` eV/atom: Cu fcc, a higher Cu bcc, Al."""
+    from ase.build import bulk
+    from ase.calculators.singlepoint import SinglePointCalculator
+    from ase.io import write
+
+    frames = []
+    for atoms in (bulk("Cu", "bcc", a=2.87), bulk("Cu", "fcc", a=3.61) * (2, 1, 1), bulk("Al", "fcc", a=4.05)):
+        atoms.calc = EMT()
+        energy = atoms.get_potential_energy() + shift * len(atoms)
+        atoms.calc = SinglePointCalculator(atoms, energy=energy)
+        frames.append(atoms)
+    write(path, frames, format="extxyz")
+    return path
+
+
+def test_an_anchor_puts_the_energy_differences_on_its_scale(tmp_path: Path):
+    anchor = _anchor_file(tmp_path / "refs.extxyz", shift=2.5)
+    settings = DftSettings(volume_factors=FACTORS, structures=("fcc", "bcc"), anchor="refs.extxyz")
+    manifest = run_eos(tmp_path / "out", ["Cu"], settings, calculator_factory=CountingEMT(), anchor_path=anchor)
+    record = manifest["elements"]["Cu"]["anchor"]
+    assert record["frame"] == 1 and record["atoms"] == 2  # the lowest Cu frame per atom: fcc, not bcc
+    assert record["offset_per_atom"] == pytest.approx(2.5, abs=1e-9)
+    assert manifest["settings"]["anchor"] == "refs.extxyz" and manifest["settings"]["structures"] == ["fcc", "bcc"]
+    frames = read(tmp_path / "out" / "frames" / "Cu.extxyz", ":")
+    assert len(frames) == 2 * len(FACTORS)
+    for atoms in frames:
+        expected = atoms.info["dft_energy"] + 2.5 * len(atoms)
+        assert atoms.get_potential_energy() == pytest.approx(expected, abs=1e-9)
+        atoms.calc = EMT()
+        assert atoms.info["dft_energy"] == pytest.approx(atoms.get_potential_energy(), abs=1e-9)
+    loaded = read_frames(tmp_path / "out" / "frames", fidelity="r2scan")
+    assert all(f.energy is not None and f.stress is not None for f in loaded)
+    assert {f.info["composition_group"] for f in loaded} == {"dft-eos:Cu"}
+
+
+def test_a_bad_anchor_is_named_before_any_calculation(tmp_path: Path):
+    anchor = _anchor_file(tmp_path / "refs.extxyz", shift=0.0)
+    factory = CountingEMT()
+    settings = DftSettings(volume_factors=FACTORS, structures=("fcc",), anchor="refs.extxyz")
+    with pytest.raises(ValueError, match=r"refs\.extxyz has no frame of pure Ag"):
+        run_eos(tmp_path / "out", ["Cu", "Ag"], settings, calculator_factory=factory, anchor_path=anchor)
+    with pytest.raises(ValueError, match="not the settings' anchor"):
+        run_eos(tmp_path / "out", ["Cu"], DftSettings(volume_factors=FACTORS), anchor_path=anchor)
+    with pytest.raises(ValueError, match="not the settings' anchor"):
+        run_eos(tmp_path / "out", ["Cu"], settings, calculator_factory=factory)
+    (tmp_path / "broken.extxyz").write_text("2\nLattice=\n")
+    broken = DftSettings(volume_factors=FACTORS, anchor="broken.extxyz")
+    with pytest.raises(ValueError, match=r"anchor file .*broken\.extxyz cannot be read"):
+        run_eos(tmp_path / "out", ["Cu"], broken, calculator_factory=factory, anchor_path=tmp_path / "broken.extxyz")
+    assert factory.calls == 0 and not list((tmp_path / "out").glob("frames/*.extxyz"))
