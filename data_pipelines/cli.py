@@ -145,6 +145,11 @@ def _add_dft_eos_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--mixer-beta", type=float, help="SCF density-mixing weight (r2SCAN: 0.05)")
     p.add_argument(
+        "--fixed-kpoint-grid",
+        action="store_true",
+        help="one k-point grid per crystal's scan (that of its smallest volume); needed with --anchor",
+    )
+    p.add_argument(
         "--anchor",
         type=Path,
         help="extxyz of real elemental DFT (a training source of the run): its lowest frame of each element "
@@ -344,6 +349,7 @@ def _run_dft_eos(args: argparse.Namespace) -> None:
         structures=tuple(_split_list(args.structures or [])),
         mixer_beta=args.mixer_beta,
         anchor=args.anchor.name if args.anchor else None,
+        fixed_kpoint_grid=args.fixed_kpoint_grid,
     )
     provenance = gpaw_provenance()  # fails at once, with its install hint, where GPAW is missing
     manifest = run_eos(

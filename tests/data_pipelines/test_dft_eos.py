@@ -13,6 +13,7 @@ from ase.units import GPa
 from universal_mfp_pipelines.dft_eos import (
     DftSettings,
     eos_structures,
+    kpoint_grid,
     label_structure,
     reference_crystal,
     run_eos,
@@ -28,9 +29,11 @@ class CountingEMT:
 
     def __init__(self) -> None:
         self.calls = 0
+        self.grids: list[tuple[int, int, int] | None] = []
 
-    def __call__(self, settings: DftSettings) -> EMT:
+    def __call__(self, settings: DftSettings, grid: tuple[int, int, int] | None = None) -> EMT:
         self.calls += 1
+        self.grids.append(grid)
         return EMT()
 
 
@@ -103,6 +106,7 @@ def test_bad_elements_fail_before_any_calculation(tmp_path: Path, elements: list
         ({"structures": ("fcc", "fcc")}, "structures must be distinct"),
         ({"structures": ("rocksalt",)}, "structures must be distinct"),
         ({"mixer_beta": 0.0}, "mixer_beta must be"),
+        ({"anchor": "refs.extxyz"}, "need fixed_kpoint_grid"),
     ],
 )
 def test_settings_refuse_nonsense(kwargs: dict, message: str):
@@ -191,8 +195,19 @@ def _anchor_file(path: Path, shift: float) -> Path:
 
 def test_an_anchor_puts_the_energy_differences_on_its_scale(tmp_path: Path):
     anchor = _anchor_file(tmp_path / "refs.extxyz", shift=2.5)
-    settings = DftSettings(volume_factors=FACTORS, structures=("fcc", "bcc"), anchor="refs.extxyz")
-    manifest = run_eos(tmp_path / "out", ["Cu"], settings, calculator_factory=CountingEMT(), anchor_path=anchor)
+    settings = DftSettings(
+        volume_factors=FACTORS, structures=("fcc", "bcc"), anchor="refs.extxyz", fixed_kpoint_grid=True
+    )
+    factory = CountingEMT()
+    manifest = run_eos(tmp_path / "out", ["Cu"], settings, calculator_factory=factory, anchor_path=anchor)
+    # the anchor, then one calculator per crystal on the grid of its smallest volume
+    scans = eos_structures("Cu", FACTORS, ("fcc", "bcc"))
+    assert factory.grids == [
+        kpoint_grid([read(anchor, 1)], 5.0),
+        kpoint_grid(scans[:1], 5.0),
+        kpoint_grid(scans[len(FACTORS) : len(FACTORS) + 1], 5.0),
+    ]
+    assert manifest["elements"]["Cu"]["kpoint_grids"] == {"fcc": [16, 16, 16], "bcc": [16, 16, 16]}
     record = manifest["elements"]["Cu"]["anchor"]
     assert record["frame"] == 1 and record["atoms"] == 2  # the lowest Cu frame per atom: fcc, not bcc
     assert record["offset_per_atom"] == pytest.approx(2.5, abs=1e-9)
@@ -212,7 +227,7 @@ def test_an_anchor_puts_the_energy_differences_on_its_scale(tmp_path: Path):
 def test_a_bad_anchor_is_named_before_any_calculation(tmp_path: Path):
     anchor = _anchor_file(tmp_path / "refs.extxyz", shift=0.0)
     factory = CountingEMT()
-    settings = DftSettings(volume_factors=FACTORS, structures=("fcc",), anchor="refs.extxyz")
+    settings = DftSettings(volume_factors=FACTORS, structures=("fcc",), anchor="refs.extxyz", fixed_kpoint_grid=True)
     with pytest.raises(ValueError, match=r"refs\.extxyz has no frame of pure Ag"):
         run_eos(tmp_path / "out", ["Cu", "Ag"], settings, calculator_factory=factory, anchor_path=anchor)
     with pytest.raises(ValueError, match="not the settings' anchor"):
@@ -220,7 +235,19 @@ def test_a_bad_anchor_is_named_before_any_calculation(tmp_path: Path):
     with pytest.raises(ValueError, match="not the settings' anchor"):
         run_eos(tmp_path / "out", ["Cu"], settings, calculator_factory=factory)
     (tmp_path / "broken.extxyz").write_text("2\nLattice=\n")
-    broken = DftSettings(volume_factors=FACTORS, anchor="broken.extxyz")
+    broken = DftSettings(volume_factors=FACTORS, anchor="broken.extxyz", fixed_kpoint_grid=True)
     with pytest.raises(ValueError, match=r"anchor file .*broken\.extxyz cannot be read"):
         run_eos(tmp_path / "out", ["Cu"], broken, calculator_factory=factory, anchor_path=tmp_path / "broken.extxyz")
     assert factory.calls == 0 and not list((tmp_path / "out").glob("frames/*.extxyz"))
+
+
+def test_a_fixed_grid_is_the_densest_of_the_scan_where_the_density_grid_steps():
+    """Mg's hcp scan: by density alone the grid steps between 1.00 and 1.03 of the volume (a few meV/atom of
+    energy in a metal); the fixed grid is the one of the smallest cell, at least as dense everywhere."""
+    from ase.calculators.calculator import kptdensity2monkhorstpack
+
+    scan = eos_structures("Mg", FACTORS)
+    own = [tuple(kptdensity2monkhorstpack(a, 5.0, False)) for a in scan]
+    assert len(set(own)) > 1
+    fixed = kpoint_grid(scan, 5.0)
+    assert fixed == own[0] and all(all(f >= o for f, o in zip(fixed, grid, strict=True)) for grid in own)
