@@ -47,8 +47,9 @@ TEACHER_LICENSE = (
 )
 
 DFT_EOS_LICENSE = (
-    "datasets/dft-eos-gpaw: PBE volume scans of elemental crystals computed by this project with GPAW "
-    "(`umfp data dft-eos`; GPAW is GPL-3.0, the computed labels are the project's own, under the model's license)"
+    "datasets/dft-eos-gpaw*: PBE volume scans of elemental crystals computed by this project with GPAW "
+    "(`umfp data dft-eos`; GPAW is GPL-3.0, the computed labels are the project's own, under the model's license; "
+    "the energies of the anchored scans are placed by one MatPES ground state per element, see the shared data)"
 )
 
 

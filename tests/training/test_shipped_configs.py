@@ -191,6 +191,56 @@ def test_v1_cycle11_reads_the_dft_volume_scans_six_times_as_often_and_changes_no
     assert (eleventh.training.epochs, eleventh.training.learning_rate) == (1, 0.0005)
 
 
+def test_v1_cycle12_adds_the_anchored_mg_scans_and_changes_nothing_else():
+    eleventh, twelfth = _cycle("mf-universal-v1-cycle11.yaml", "mf-universal-v1-cycle12.yaml", None)
+    assert twelfth.model == eleventh.model and twelfth.seed == eleventh.seed
+    assert twelfth.fidelity_priors == eleventh.fidelity_priors
+    added = [s for s in twelfth.data.sources if s not in eleventh.data.sources]
+    assert [(s.path.parent.name, s.fidelity, s.repeat) for s in added] == [
+        ("dft-eos-gpaw-matpes-pbe", "pbe_matpes", 48)
+    ]
+    kept = tuple(s for s in twelfth.data.sources if s not in added)
+    assert dataclasses.replace(twelfth.data, sources=kept) == eleventh.data
+    changed = {k for k, v in twelfth.training.to_dict().items() if eleventh.training.to_dict()[k] != v}
+    assert changed == {"learning_rate"} and twelfth.training.learning_rate == 0.0003
+
+
+# the anchored scans: folder -> (fidelity of their labels, the shared file whose Mg ground state anchors them)
+ANCHORED_SCANS = {"dft-eos-gpaw-matpes-pbe": ("pbe_matpes", "matpes_element_refs_PBE.extxyz")}
+
+
+@pytest.mark.parametrize("folder", sorted(ANCHORED_SCANS))
+def test_the_anchored_mg_scans_rest_on_a_training_frame_and_order_hcp_below_fcc(folder: str, shared_frames_dir: Path):
+    """What cycle 12 adds, read from the committed files: hcp and fcc Mg at three volumes each, one group, energy
+    labels GPAW's plus one offset; the anchor is the shared file's Mg ground state, which the importer's split
+    (seed 2026, 5 % + 5 %, as scripts/train_mf_universal.sh runs it) puts in training; hcp lies below fcc."""
+    import json
+
+    from universal_mfp.data.readers import read_frames
+    from universal_mfp.data.splits import group_key, split_of_group
+
+    fidelity, anchor_file = ANCHORED_SCANS[folder]
+    root = Path(__file__).resolve().parents[2] / "datasets" / folder
+    manifest = json.loads((root / "manifest.json").read_text())
+    assert manifest["settings"]["anchor"] == anchor_file and manifest["settings"]["structures"] == ["hcp", "fcc"]
+    frames = read_frames(root / "frames", fidelity=fidelity)
+    assert len(frames) == 6 and {group_key(f) for f in frames} == {"composition_group:dft-eos:Mg"}
+    assert manifest["settings"]["fixed_kpoint_grid"] is True
+    assert split_of_group("composition_group:dft-eos:Mg", val_fraction=0.05, test_fraction=0.05, seed=2026) == "train"
+    anchor = manifest["elements"]["Mg"]["anchor"]
+    real = read_frames(shared_frames_dir / anchor_file)[anchor["frame"]]
+    assert real.info.get("element") == "Mg" and anchor["matpes_id"] == "mp-153"
+    assert split_of_group(group_key(real), val_fraction=0.05, test_fraction=0.05, seed=2026) == "train"
+    lowest = {}
+    for frame in frames:
+        offset = frame.info["energy_offset_per_atom"]
+        assert offset == pytest.approx(anchor["offset_per_atom"], abs=1e-12)
+        assert frame.energy == pytest.approx(frame.info["dft_energy"] + frame.num_atoms * offset, abs=1e-6)
+        kind = frame.info["structure"]
+        lowest[kind] = min(lowest.get(kind, np.inf), frame.energy / frame.num_atoms)
+    assert 0.005 < lowest["fcc"] - lowest["hcp"] < 0.030  # eV/atom; PBE all-electron and experiment: 10-30 meV
+
+
 DFT_EOS_ELEMENTS = ["Al", "Cu", "Si", "Mg", "Li", "Na", "K", "Ca", "Be", "C", "Ge", "Ag"]
 
 
