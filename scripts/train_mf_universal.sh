@@ -3,9 +3,9 @@
 #   bash scripts/train_mf_universal.sh [CONFIG ...]
 # 1. the data pipeline's importer turns each file of ../shared/data/frames into dataset shards
 #    (runs/data/shared-frames/<file>/), splitting with the config's seed and fractions;
-# 2. the trainer runs each config in turn (default: v1's twelve cycles, configs/mf-universal-v1.yaml, then
+# 2. the trainer runs each config in turn (default: v1's thirteen cycles, configs/mf-universal-v1.yaml, then
 #    configs/mf-universal-v1-cycle2.yaml, -cycle3.yaml, -cycle4.yaml, -cycle5.yaml, -cycle6.yaml, -cycle7.yaml,
-#    -cycle8.yaml, -cycle9.yaml, -cycle10.yaml, -cycle11.yaml and -cycle12.yaml, each starting from the model of the one before) on those
+#    -cycle8.yaml, -cycle9.yaml, -cycle10.yaml, -cycle11.yaml, -cycle12.yaml and -cycle13.yaml, each starting from the model of the one before) on those
 #    shards and on the committed datasets (the teacher datasets datasets/teacher*, and from cycle 10 the GPAW
 #    volume scans datasets/dft-eos-gpaw*, made by `umfp data dft-eos`). It is resumable: rerun after an interruption. Each run
 #    folder is its config's output_dir (runs/<name>/);
@@ -22,7 +22,7 @@ else
         configs/mf-universal-v1-cycle4.yaml configs/mf-universal-v1-cycle5.yaml configs/mf-universal-v1-cycle6.yaml
         configs/mf-universal-v1-cycle7.yaml configs/mf-universal-v1-cycle8.yaml configs/mf-universal-v1-cycle9.yaml
         configs/mf-universal-v1-cycle10.yaml configs/mf-universal-v1-cycle11.yaml
-        configs/mf-universal-v1-cycle12.yaml)
+        configs/mf-universal-v1-cycle12.yaml configs/mf-universal-v1-cycle13.yaml)
 fi
 frames="${UMFP_SHARED_DATA:-../shared/data}/frames"
 out=runs/data/shared-frames

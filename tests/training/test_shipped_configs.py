@@ -205,6 +205,16 @@ def test_v1_cycle12_adds_the_anchored_mg_scans_and_changes_nothing_else():
     assert changed == {"learning_rate"} and twelfth.training.learning_rate == 0.0003
 
 
+def test_v1_cycle13_reads_the_mg_energies_ten_times_as_often_and_changes_nothing_else():
+    twelfth, thirteenth = _cycle("mf-universal-v1-cycle12.yaml", "mf-universal-v1-cycle13.yaml", None)
+    assert thirteenth.model == twelfth.model and thirteenth.seed == twelfth.seed
+    assert thirteenth.fidelity_priors == twelfth.fidelity_priors
+    changed = [(a, b) for a, b in zip(twelfth.data.sources, thirteenth.data.sources, strict=True) if a != b]
+    assert [(a.path.parent.name, a.repeat, b.repeat) for a, b in changed] == [("dft-eos-gpaw-matpes-pbe", 48, 500)]
+    assert dataclasses.replace(thirteenth.data, sources=twelfth.data.sources) == twelfth.data
+    assert thirteenth.training == twelfth.training
+
+
 # the anchored scans: folder -> (fidelity of their labels, the shared file whose Mg ground state anchors them)
 ANCHORED_SCANS = {"dft-eos-gpaw-matpes-pbe": ("pbe_matpes", "matpes_element_refs_PBE.extxyz")}
 
