@@ -179,13 +179,23 @@ def test_v1_cycle10_runs_the_rest_of_cycle9_with_the_dft_volume_scans_and_change
     assert tenth.training.learning_rate == pytest.approx(final + (peak - final) / 2, rel=0.03)
 
 
+def _only_repeats_changed(parent, child) -> list[tuple[str, int, int]]:
+    """The sources whose repeat a cycle changed (folder, before, after), once all else is checked unchanged."""
+    assert child.model == parent.model and child.seed == parent.seed
+    assert child.fidelity_priors == parent.fidelity_priors
+    assert dataclasses.replace(child.data, sources=parent.data.sources) == parent.data
+    pairs = zip(parent.data.sources, child.data.sources, strict=True)
+    assert all(dataclasses.replace(b, repeat=a.repeat) == a for a, b in pairs)
+    return [
+        (a.path.parent.name, a.repeat, b.repeat)
+        for a, b in zip(parent.data.sources, child.data.sources, strict=True)
+        if a != b
+    ]
+
+
 def test_v1_cycle11_reads_the_dft_volume_scans_six_times_as_often_and_changes_nothing_else():
     tenth, eleventh = _cycle("mf-universal-v1-cycle10.yaml", "mf-universal-v1-cycle11.yaml", None)
-    assert eleventh.model == tenth.model and eleventh.seed == tenth.seed
-    assert eleventh.fidelity_priors == tenth.fidelity_priors
-    scans = [(a, b) for a, b in zip(tenth.data.sources, eleventh.data.sources, strict=True) if a != b]
-    assert [(a.path.parent.name, a.repeat, b.repeat) for a, b in scans] == [("dft-eos-gpaw", 4, 24)]
-    assert dataclasses.replace(eleventh.data, sources=tenth.data.sources) == tenth.data
+    assert _only_repeats_changed(tenth, eleventh) == [("dft-eos-gpaw", 4, 24)]
     changed = {k for k, v in eleventh.training.to_dict().items() if tenth.training.to_dict()[k] != v}
     assert changed == {"epochs", "learning_rate"}
     assert (eleventh.training.epochs, eleventh.training.learning_rate) == (1, 0.0005)
@@ -207,11 +217,7 @@ def test_v1_cycle12_adds_the_anchored_mg_scans_and_changes_nothing_else():
 
 def test_v1_cycle13_reads_the_mg_energies_ten_times_as_often_and_changes_nothing_else():
     twelfth, thirteenth = _cycle("mf-universal-v1-cycle12.yaml", "mf-universal-v1-cycle13.yaml", None)
-    assert thirteenth.model == twelfth.model and thirteenth.seed == twelfth.seed
-    assert thirteenth.fidelity_priors == twelfth.fidelity_priors
-    changed = [(a, b) for a, b in zip(twelfth.data.sources, thirteenth.data.sources, strict=True) if a != b]
-    assert [(a.path.parent.name, a.repeat, b.repeat) for a, b in changed] == [("dft-eos-gpaw-matpes-pbe", 48, 500)]
-    assert dataclasses.replace(thirteenth.data, sources=twelfth.data.sources) == twelfth.data
+    assert _only_repeats_changed(twelfth, thirteenth) == [("dft-eos-gpaw-matpes-pbe", 48, 500)]
     assert thirteenth.training == twelfth.training
 
 
