@@ -4,7 +4,7 @@ A bulk modulus is the slope of pressure against volume. ``../shared/data`` holds
 element and functional (MatPES) and MP's relaxations, but no crystal compressed or expanded at fixed shape, so
 the ``pbe`` head can only copy its GGA teacher's curvature, and CHGNet 0.3.0 is soft (Al: 54 GPa, DFT 76.5).
 This module computes that curvature with DFT: each element's ground-state crystal from ASE's reference states
-(fcc, bcc, hcp or diamond, non-magnetic), scaled isotropically, labelled by plane-wave PBE.
+(fcc, bcc, hcp or diamond, non-magnetic), scaled isotropically, labelled by plane-wave PBE (or r2SCAN).
 
 By default only forces and stresses are stored as labels. GPAW's energies are relative to its own spin-paired
 reference atoms and use other PAW setups than MP's VASP runs, so they sit on another energy scale than ``pbe``;
@@ -17,9 +17,10 @@ Energy differences between structures of one element are on no other scale, thou
 extxyz of real elemental DFT on the target setup, such as MatPES's r2SCAN ground states), GPAW also computes
 the anchor file's lowest frame of the element with the same settings, and every scan frame gets the energy
 label ``dft_energy + n * (E_anchor - E_gpaw(anchor)) / n_anchor``: GPAW's energy differences, placed on the
-anchor's scale by one offset per element. The anchor must be a training frame of the run that uses the
-labels (the manifest names it). With ``structures`` all crystals of an element share one
-``composition_group``, so they fall in the same split.
+anchor's scale by one offset per element. Anchored scans need ``fixed_kpoint_grid`` (one k-point grid per
+crystal's scan: where a metal's grid steps between volumes its energy jumps by meV/atom). The anchor must be a
+training frame of the run that uses the labels (the manifest names it). With ``structures`` all crystals of an
+element share one ``composition_group``, so they fall in the same split.
 
 One extxyz file per element (``<out>/frames/<element>.extxyz``, a folder a training source can name) is
 written atomically once all its volumes are done, and ``<out>/manifest.json`` records settings, code and
