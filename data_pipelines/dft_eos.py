@@ -373,13 +373,14 @@ def run_eos(
         if symbol in anchors:
             index, anchor = anchors[symbol]
             calculator = calculator_factory(settings, kpoint_grid([anchor], settings.kpoint_density))
-            computed = label_structure(anchor, calculator, settings).info["dft_energy"]
-            offset = (float(anchor.get_potential_energy()) - computed) / len(anchor)
+            computed = label_structure(anchor, calculator, settings).info["dft_energy"] / len(anchor)
+            real = float(anchor.get_potential_energy()) / len(anchor)
+            offset = real - computed
             record["anchor"] = {
                 "frame": index,
                 "atoms": len(anchor),
-                "energy_per_atom": float(anchor.get_potential_energy()) / len(anchor),
-                "dft_energy_per_atom": computed / len(anchor),
+                "energy_per_atom": real,
+                "dft_energy_per_atom": computed,
                 "offset_per_atom": offset,
                 **{key: anchor.info[key] for key in ("matpes_id", "material_id", "task_id") if key in anchor.info},
             }

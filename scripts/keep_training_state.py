@@ -22,6 +22,7 @@ from pathlib import Path
 from universal_mfp.files import atomic_directory
 from universal_mfp.training.config import load_run_config
 from universal_mfp.training.state_io import latest_state
+from universal_mfp.training.trainer import STATES_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
 KEPT = ROOT / "training_states"
@@ -33,7 +34,7 @@ logger = logging.getLogger("keep_training_state")
 
 def keep(run: Path, target: Path) -> Path:
     """Replace ``target`` with the run's newest state and its thinned metrics log; return the state copied."""
-    state = latest_state(run / "states")
+    state = latest_state(run / STATES_DIR)
     if state is None:
         raise SystemExit(f"{run}/states holds no complete training state to keep")
     with atomic_directory(target, overwrite=True) as staging:
@@ -49,13 +50,13 @@ def keep(run: Path, target: Path) -> Path:
 
 def restore(source: Path, run: Path) -> Path | None:
     """Copy a kept state into a run folder that has none; return the state folder restored, if any."""
-    if latest_state(run / "states") is not None or not source.is_dir():
+    if latest_state(run / STATES_DIR) is not None or not source.is_dir():
         return None
     state = latest_state(source)
     if state is None:
         raise SystemExit(f"{source} holds no complete training state")
-    (run / "states").mkdir(parents=True, exist_ok=True)
-    shutil.copytree(state, run / "states" / state.name)
+    (run / STATES_DIR).mkdir(parents=True, exist_ok=True)
+    shutil.copytree(state, run / STATES_DIR / state.name)
     log = source / f"{METRICS}.gz"
     if log.is_file() and not (run / METRICS).exists():
         with gzip.open(log, "rt", encoding="utf-8") as handle:

@@ -184,13 +184,9 @@ def _only_repeats_changed(parent, child) -> list[tuple[str, int, int]]:
     assert child.model == parent.model and child.seed == parent.seed
     assert child.fidelity_priors == parent.fidelity_priors
     assert dataclasses.replace(child.data, sources=parent.data.sources) == parent.data
-    pairs = zip(parent.data.sources, child.data.sources, strict=True)
+    pairs = list(zip(parent.data.sources, child.data.sources, strict=True))
     assert all(dataclasses.replace(b, repeat=a.repeat) == a for a, b in pairs)
-    return [
-        (a.path.parent.name, a.repeat, b.repeat)
-        for a, b in zip(parent.data.sources, child.data.sources, strict=True)
-        if a != b
-    ]
+    return [(a.path.parent.name, a.repeat, b.repeat) for a, b in pairs if a != b]
 
 
 def test_v1_cycle11_reads_the_dft_volume_scans_six_times_as_often_and_changes_nothing_else():

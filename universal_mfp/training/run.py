@@ -30,7 +30,7 @@ from universal_mfp.training.fidelity_prior import FidelityPriors, build_fidelity
 from universal_mfp.training.init_from import start_from_checkpoint
 from universal_mfp.training.isolated_atoms import isolated_atom_energies
 from universal_mfp.training.state_io import latest_state
-from universal_mfp.training.trainer import BEST_DIR, Trainer, TrainerSettings
+from universal_mfp.training.trainer import BEST_DIR, STATES_DIR, Trainer, TrainerSettings
 
 logger = logging.getLogger(__name__)
 
@@ -230,7 +230,7 @@ def train_from_config(
     model = normalised_model(train_frames, datasets["train"], model_config, seed=config.seed, isolated_atoms=isolated)
     summary = data_summary(frames, splits)
     if config.init_from is not None:
-        resuming = resume and latest_state(config.output_dir / "states") is not None
+        resuming = resume and latest_state(config.output_dir / STATES_DIR) is not None
         if resuming and not config.init_from.exists():
             # the saved state holds the weights; the start checkpoint matters only to a run's first step
             logger.warning("init_from %s is absent: resuming from the saved state without it", config.init_from)

@@ -39,6 +39,7 @@ logger = logging.getLogger(__name__)
 
 METRICS_FILE = "metrics.jsonl"
 BEST_DIR = "best_model"
+STATES_DIR = "states"  # the resumable training states of a run folder
 
 # How the best epoch is chosen (lower is better):
 # - "loss": the weighted training loss over the validation set;
@@ -318,7 +319,7 @@ class Trainer:
     def _save_state(self, global_step: int, counters: dict[str, Any]) -> None:
         if self.context.is_main:
             save_training_state(
-                self.output_dir / "states",
+                self.output_dir / STATES_DIR,
                 global_step=global_step,
                 model=self.model,
                 ema_shadow=self.ema.shadow,
@@ -340,7 +341,7 @@ class Trainer:
         }
         global_step = 0
         history: list[dict[str, Any]] = []
-        state = latest_state(self.output_dir / "states") if resume else None
+        state = latest_state(self.output_dir / STATES_DIR) if resume else None
         if state is not None:
             global_step, shadow, counters = load_training_state(state, model=self.model, optimizer=self.optimizer)
             self.ema.shadow = {k: v.to(self.model.device) for k, v in shadow.items()}
