@@ -33,6 +33,18 @@ VARIANTS = {
         angular_lmax=4,
         angular_channels=3,
     ),
+    # and the ZBL pair repulsion, its cutoff stretched (1.3 covalent sums) so that the test crystals' pairs
+    # (1.2 and more) feel it
+    "repulsion": dict(
+        num_layers=2,
+        hidden_irreps="8x0e+4x1o+2x2e",
+        lmax_edge=2,
+        fidelity_conditioning="heads",
+        angular_lmax=4,
+        angular_channels=3,
+        pair_repulsion=True,
+        pair_repulsion_cutoff_factor=1.3,
+    ),
 }
 
 

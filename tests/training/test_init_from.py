@@ -224,3 +224,19 @@ def test_a_resumed_run_does_not_need_its_start_checkpoint(small_real_set, parent
     fresh = _child_config(tmp_path / "fresh", small_real_set, start, epochs=1, train_element_references=False)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         train_from_config(fresh, resume=True)
+
+
+def test_a_run_may_add_the_pair_repulsion_to_the_checkpoint_s_network(small_real_set, parent, tmp_path):
+    """The ZBL repulsion has no weights: a run may switch it on over a checkpoint without it (the network is
+    unchanged where no pair is within its cutoff), and the record says so; switching it off is refused."""
+    from universal_mfp.hub.checkpoint import save_checkpoint
+
+    config = _grown_config(tmp_path, small_real_set, parent, pair_repulsion=True, pair_repulsion_cutoff_factor=0.6)
+    added, record = start_from_checkpoint(_fresh_model(config), parent, seed=config.seed)
+    assert record["added_terms"] == ["pair_repulsion", "pair_repulsion_cutoff_factor"]
+    assert record["grown"] == [] and added.repulsion is not None
+    _assert_same_function(load_checkpoint(parent).model, added)  # Si pairs at 0.77 covalent sums or more
+    save_checkpoint(added, tmp_path / "repelled")
+    assert load_checkpoint(tmp_path / "repelled").config.pair_repulsion_cutoff_factor == 0.6
+    with pytest.raises(ValueError, match=r"not the network this run trains \(pair_repulsion"):
+        start_from_checkpoint(load_checkpoint(parent).model, tmp_path / "repelled")

@@ -192,6 +192,9 @@ def _architecture_table(model: Mapping[str, Any]) -> str:
         "radial_mlp_hidden",
         "readout_hidden",
         "fidelity_conditioning",
+        "angular_lmax",
+        "pair_repulsion",
+        "pair_repulsion_cutoff_factor",
         "dtype",
     )
     lines = ["| Setting | Value |", "|---|---|"]

@@ -60,6 +60,9 @@ class ModelConfig:
         angular_lmax: highest degree of the angular invariants added to the first node features (0: none);
             see ``model/angular.py``. Degrees 3 and 4 tell fcc from hcp where ``lmax_edge`` 2 cannot.
         angular_channels: radial channels of those invariants.
+        pair_repulsion: add a fixed ZBL nuclear repulsion between atoms closer than the sum of their covalent
+            radii (``model/repulsion.py``), so the energy rises steeply where two atoms nearly meet.
+        pair_repulsion_cutoff_factor: the repulsion's cutoff as a multiple of the sum of the covalent radii.
     """
 
     elements: tuple[int, ...]
@@ -78,6 +81,8 @@ class ModelConfig:
     schema_version: int = MODEL_SCHEMA_VERSION
     angular_lmax: int = 0
     angular_channels: int = 8
+    pair_repulsion: bool = False
+    pair_repulsion_cutoff_factor: float = 1.0
 
     def __post_init__(self) -> None:
         elements = tuple(int(z) for z in self.elements)
@@ -113,6 +118,10 @@ class ModelConfig:
                 f"unknown fidelity_conditioning {self.fidelity_conditioning!r}; "
                 f"use one of {list(FIDELITY_CONDITIONING_MODES)}"
             )
+        if not isinstance(self.pair_repulsion, bool):
+            raise ValueError(f"pair_repulsion must be true or false, got {self.pair_repulsion!r}")
+        if not 0.0 < self.pair_repulsion_cutoff_factor <= 2.0:
+            raise ValueError(f"pair_repulsion_cutoff_factor must be in (0, 2], got {self.pair_repulsion_cutoff_factor}")
         resolve_dtype(self.dtype)
 
     @property

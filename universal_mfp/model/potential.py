@@ -14,6 +14,7 @@ from universal_mfp.model.fidelity_linear import FidelityDense, FidelityLinear
 from universal_mfp.model.gradients import energy_forces_stress
 from universal_mfp.model.interaction import InteractionBlock
 from universal_mfp.model.radial import RadialEmbedding
+from universal_mfp.model.repulsion import ZBLRepulsion
 
 
 class MultiFidelityPotential(nn.Module):
@@ -29,6 +30,10 @@ class MultiFidelityPotential(nn.Module):
     fidelity-conditioned readout of the final node features, ``y_isolated`` the same readout for an atom
     with no neighbours, ``ref`` the per-fidelity element reference energies and ``scale`` a per-fidelity
     energy scale. An isolated atom therefore has exactly its reference energy at every fidelity.
+
+    With ``config.pair_repulsion`` each atom also gets its share of a fixed ZBL pair repulsion
+    (``model/repulsion.py``), the same at every fidelity: zero beyond a multiple of the sum of two atoms'
+    covalent radii, tens of eV where two nuclei nearly meet, so the energy has a wall where training data has no atoms.
     """
 
     def __init__(self, config: ModelConfig) -> None:
@@ -93,6 +98,11 @@ class MultiFidelityPotential(nn.Module):
         # per-fidelity linear correction of the readout (``linear_delta`` only): [F, final scalar features]
         delta = None if self.conditions_readout else nn.Parameter(torch.zeros(num_fidelities, irreps.dim))
         self.register_parameter("fidelity_delta", delta)
+        self.repulsion = (
+            ZBLRepulsion(config.pair_repulsion_cutoff_factor, config.cutoff_polynomial_p)
+            if config.pair_repulsion
+            else None
+        )
 
         # Per-fidelity element reference energies: the energy of each isolated atom at each fidelity. They are
         # initialised by a least-squares fit (see training/statistics.py) and trained with the rest.
@@ -224,6 +234,14 @@ class MultiFidelityPotential(nn.Module):
         empty_vectors = torch.zeros(0, 3, dtype=self.dtype, device=species.device)
         return self._features(species, node_fidelity, empty_edges, empty_vectors)
 
+    def _repulsion(
+        self, atomic_numbers: torch.Tensor, edge_index: torch.Tensor, edge_vectors: torch.Tensor | None
+    ) -> torch.Tensor | None:
+        """Per-atom pair repulsion [N] (``config.pair_repulsion``), else ``None``."""
+        if self.repulsion is None or edge_vectors is None:
+            return None
+        return self.repulsion(atomic_numbers, edge_index, torch.linalg.vector_norm(edge_vectors, dim=1))
+
     @staticmethod
     def _edge_vectors(
         positions: torch.Tensor,
@@ -264,9 +282,10 @@ class MultiFidelityPotential(nn.Module):
         node_fidelity = torch.full_like(batch_index, fidelity)
         unique, inverse = torch.unique(species, return_inverse=True)
         lone_fidelity = torch.full_like(unique, fidelity)
+        edge_index = batch[keys.EDGE_INDEX]
         with torch.no_grad():
-            if features is None:
-                edge_index = batch[keys.EDGE_INDEX]
+            edge_vectors = None
+            if features is None or self.repulsion is not None:
                 edge_vectors = self._edge_vectors(
                     batch[keys.POSITIONS].to(self.dtype),
                     batch[keys.CELL].to(self.dtype),
@@ -274,13 +293,17 @@ class MultiFidelityPotential(nn.Module):
                     batch[keys.EDGE_SHIFTS].to(self.dtype),
                     batch_index,
                 )
+            if features is None:
                 features = self._features(species, node_fidelity, edge_index, edge_vectors, recompute=True)
             elif features.shape[0] != species.shape[0]:
                 raise ValueError(f"features for {features.shape[0]} atoms given for a batch of {species.shape[0]}")
             lone = self._lone_features(unique, lone_fidelity)
+            repulsion = self._repulsion(batch[keys.ATOMIC_NUMBERS], edge_index, edge_vectors)
         y = self._head(features.detach(), node_fidelity)
         y_isolated = self._head(lone, lone_fidelity)[inverse]
         atomic = self.element_references[node_fidelity, species] + self.energy_scale[node_fidelity] * (y - y_isolated)
+        if repulsion is not None:
+            atomic = atomic + repulsion
         return self._per_structure(atomic, batch_index, batch[keys.FIDELITY].shape[0])
 
     def forward(
@@ -326,6 +349,9 @@ class MultiFidelityPotential(nn.Module):
             if return_features:
                 kept[keys.NODE_FEATURES] = features.detach()
             atomic = reference + scale * (self._head(features, node_fidelity) - y_isolated)
+            repulsion = self._repulsion(batch[keys.ATOMIC_NUMBERS], edge_index, edge_vectors)
+            if repulsion is not None:
+                atomic = atomic + repulsion
             return self._per_structure(atomic, batch_index, num_structures), atomic
 
         out = energy_forces_stress(

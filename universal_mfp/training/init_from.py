@@ -5,7 +5,8 @@ schedule has ended: the checkpoint must be the same network (elements, fidelitie
 setting) as the one the run's config and data describe, or that network without a part that starts as
 nothing (``GROWABLE``), which the run then adds and trains, or a narrower one (``GROWABLE_WIDTHS``: fewer
 channels in ``hidden_irreps`` or ``readout_hidden``), whose weights the run copies into its wider network so
-that it starts as the same function (``model/widen.py``). Its energy scales and neighbour normalisation come
+that it starts as the same function (``model/widen.py``), or that network without a fixed term the run
+switches on (``ADDABLE_TERMS``: the pair repulsion). Its energy scales and neighbour normalisation come
 with it, because its weights were trained against exactly those. The element references are the run's own
 (its isolated-atom energies and fit): they are data, and a run may correct them; the record lists every
 reference that moved, and training re-learns the binding energies of those elements.
@@ -31,6 +32,9 @@ FITTED_SETTINGS = frozenset({"avg_num_neighbors"})
 REFERENCE_TOLERANCE_EV = 1e-3
 # settings a run may change from its checkpoint, and the module each adds (whose output starts at zero)
 GROWABLE = {"angular_lmax": "angular", "angular_channels": "angular"}
+# fixed terms without weights a run may switch on (a checkpoint without them gains them; never the reverse):
+# the network then trains on with the term in its energy
+ADDABLE_TERMS = frozenset({"pair_repulsion", "pair_repulsion_cutoff_factor"})
 
 
 def start_from_checkpoint(
@@ -51,6 +55,9 @@ def start_from_checkpoint(
     ours = dataclasses.asdict(fitted.config)
     theirs = dataclasses.asdict(saved.config)
     differ = sorted(k for k in ours.keys() | theirs.keys() if k not in FITTED_SETTINGS and ours.get(k) != theirs.get(k))
+    adds_repulsion = bool(ours.get("pair_repulsion")) and not theirs.get("pair_repulsion")
+    added = [k for k in differ if k in ADDABLE_TERMS] if adds_repulsion else []
+    differ = [k for k in differ if k not in added]
     grows = set(differ) <= set(GROWABLE) and theirs.get("angular_lmax") == 0
     widens = bool(differ) and set(differ) <= set(GROWABLE_WIDTHS)
     if widens:
@@ -74,6 +81,8 @@ def start_from_checkpoint(
             )
         if grown:
             logger.info("init_from %s: grew the network by %s, which starts as nothing", checkpoint_dir, grown)
+    if added:
+        logger.info("init_from %s: added %s to the checkpoint's network", checkpoint_dir, added)
     model.train()
     fitted_refs = fitted.element_references.detach().to(model.element_references)
     change = (fitted_refs - model.element_references.detach()).double()
@@ -93,6 +102,7 @@ def start_from_checkpoint(
         "settings": training.get("settings"),
         "element_references_moved_ev": moved,
         "grown": grown,
+        "added_terms": added,
         "init_from": training.get("init_from"),  # the checkpoint's own start, if it had one
     }
     return model, record

@@ -1,0 +1,70 @@
+"""A fixed short-range pair repulsion: the ZBL universal screened nuclear repulsion, cut off smoothly.
+
+Message passing learns energies where its training data has atoms, and atoms closer than about half a bond
+length are rare there: a network alone may have no wall at those distances, and a hot MD run can find the hole
+behind its learned barrier (two Li atoms of Li2O meeting at 0.35 Å). The Ziegler-Biersack-Littmark potential
+(Ziegler, Biersack and Littmark, *The Stopping and Range of Ions in Solids*, 1985) is the screened Coulomb
+repulsion of two nuclei, fitted to the repulsion of many atom pairs; it has no parameters to train.
+
+Each pair ``(i, j)`` at distance ``r`` adds ``V(r) = k Z_i Z_j / r · φ(r / a) · u(r / r_max)``, where
+``k = e² / 4πε₀``, ``a = 0.8854 a₀ / (Z_i^0.23 + Z_j^0.23)`` the screening length, ``φ`` the ZBL screening
+function, and ``u`` the polynomial envelope of ``model/radial.py`` (smooth to order ``p``), which takes the
+repulsion to exactly zero at ``r_max = factor · (R_i + R_j)``, a multiple of the sum of the two covalent
+radii (Cordero et al. 2008, as in ``ase.data``). Each directed edge gives half of ``V`` to its centre atom, so
+the per-atom energies sum to the pair energy and forces and stress come by autograd with the rest. With
+``factor`` 1 this is MACE's ``pair_repulsion``. A smaller factor keeps the term out of bonded distances: in the
+Materials Project and MatPES crystals the closest pair of a structure is at 0.63 or more times its covalent
+sum (99 % of structures above 0.78), so with 0.6 the repulsion only acts where those data have no atoms,
+and the network's fit to them is unchanged; Li–Li at 0.5 Å still gets about 38 eV.
+"""
+
+from __future__ import annotations
+
+import torch
+from ase.data import covalent_radii
+from torch import nn
+
+from universal_mfp.model.radial import PolynomialCutoff
+
+COULOMB_EV_ANGSTROM = 14.399645  # e² / 4πε₀ in eV·Å
+SCREENING_LENGTH_ANGSTROM = 0.46850  # 0.8854 times the Bohr radius
+SCREENING_COEFFICIENTS = (0.18175, 0.50986, 0.28022, 0.02817)
+SCREENING_EXPONENTS = (3.19980, 0.94229, 0.40290, 0.20162)
+
+
+class ZBLRepulsion(nn.Module):
+    """Per-atom ZBL repulsion energies [N] from atomic numbers and edges; no trainable parameters."""
+
+    def __init__(self, cutoff_factor: float = 1.0, p: int = 6) -> None:
+        super().__init__()
+        if not 0.0 < cutoff_factor <= 2.0:
+            raise ValueError(f"the repulsion's cutoff factor must be in (0, 2], got {cutoff_factor}")
+        self.cutoff_factor = float(cutoff_factor)
+        self.register_buffer("covalent_radii", torch.tensor(covalent_radii, dtype=torch.float64), persistent=False)
+        self.register_buffer("coefficients", torch.tensor(SCREENING_COEFFICIENTS), persistent=False)
+        self.register_buffer("exponents", torch.tensor(SCREENING_EXPONENTS), persistent=False)
+        self.envelope = PolynomialCutoff(1.0, p)
+
+    def forward(self, atomic_numbers: torch.Tensor, edge_index: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Repulsion energy of each atom (eV, dtype of ``lengths``): half of each of its edges' pair energies.
+
+        Args:
+            atomic_numbers: [N] atomic numbers.
+            edge_index: [2, E] centre and neighbour of each directed edge (every pair in both directions).
+            lengths: [E] edge lengths in Å.
+        """
+        dtype = lengths.dtype
+        z = atomic_numbers.to(dtype)
+        z_centre, z_neighbour = z[edge_index[0]], z[edge_index[1]]
+        radii = self.covalent_radii[atomic_numbers]
+        r_max = self.cutoff_factor * (radii[edge_index[0]] + radii[edge_index[1]])
+        screening = SCREENING_LENGTH_ANGSTROM / (z_centre.pow(0.23) + z_neighbour.pow(0.23))
+        x = (lengths / screening).unsqueeze(-1)
+        phi = (self.coefficients.to(dtype) * torch.exp(-self.exponents.to(dtype) * x)).sum(-1)
+        pair = COULOMB_EV_ANGSTROM * z_centre * z_neighbour / lengths * phi
+        pair = pair * self.envelope(lengths / r_max.to(dtype))
+        atomic = torch.zeros(atomic_numbers.shape[0], dtype=dtype, device=lengths.device)
+        return atomic.index_add(0, edge_index[0], 0.5 * pair)
+
+
+__all__ = ["ZBLRepulsion"]
