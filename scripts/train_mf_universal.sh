@@ -22,7 +22,8 @@ else
         configs/mf-universal-v1-cycle4.yaml configs/mf-universal-v1-cycle5.yaml configs/mf-universal-v1-cycle6.yaml
         configs/mf-universal-v1-cycle7.yaml configs/mf-universal-v1-cycle8.yaml configs/mf-universal-v1-cycle9.yaml
         configs/mf-universal-v1-cycle10.yaml configs/mf-universal-v1-cycle11.yaml
-        configs/mf-universal-v1-cycle12.yaml configs/mf-universal-v1-cycle13.yaml)
+        configs/mf-universal-v1-cycle12.yaml configs/mf-universal-v1-cycle13.yaml
+        configs/mf-universal-v1-cycle14.yaml)
 fi
 frames="${UMFP_SHARED_DATA:-../shared/data}/frames"
 out=runs/data/shared-frames
