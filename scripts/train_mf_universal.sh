@@ -12,6 +12,9 @@
 #    when it holds no state yet but training_states/<name>/ does (a state committed by
 #    scripts/keep_training_state.py, so that a long run survives a fresh clone), training resumes from that
 #    state. A finished run only re-evaluates its model.
+# 3. (default configs only) the released model, runs/mf-universal-v1-final/best_model: cycle 13's model with the
+#    fixed ZBL pair repulsion added below 0.38 covalent sums, where no frame of the data has a pair
+#    (scripts/add_pair_repulsion.py checks that on the data and refuses otherwise).
 # Set UMFP_SHARED_DATA to use a data folder other than ../shared/data.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,8 +25,7 @@ else
         configs/mf-universal-v1-cycle4.yaml configs/mf-universal-v1-cycle5.yaml configs/mf-universal-v1-cycle6.yaml
         configs/mf-universal-v1-cycle7.yaml configs/mf-universal-v1-cycle8.yaml configs/mf-universal-v1-cycle9.yaml
         configs/mf-universal-v1-cycle10.yaml configs/mf-universal-v1-cycle11.yaml
-        configs/mf-universal-v1-cycle12.yaml configs/mf-universal-v1-cycle13.yaml
-        configs/mf-universal-v1-cycle14.yaml)
+        configs/mf-universal-v1-cycle12.yaml configs/mf-universal-v1-cycle13.yaml)
 fi
 frames="${UMFP_SHARED_DATA:-../shared/data}/frames"
 out=runs/data/shared-frames
@@ -40,3 +42,8 @@ for config in "${configs[@]}"; do
     echo "training $config in $run" >&2
     umfp train "$config"
 done
+if [ "$#" -eq 0 ]; then
+    python scripts/add_pair_repulsion.py --checkpoint runs/mf-universal-v1-cycle13/best_model \
+        --config configs/mf-universal-v1-cycle13.yaml --cutoff-factor 0.38 \
+        --output runs/mf-universal-v1-final/best_model --overwrite
+fi

@@ -47,7 +47,11 @@ def test_deep_inside_the_cutoff_it_is_the_published_zbl_potential(z1, z2, r):
 
 
 def test_li_li_at_half_an_angstrom_is_a_wall_of_tens_of_ev():
-    assert _pair_energy(ZBLRepulsion(cutoff_factor=0.6).double(), 3, 3, 0.5) == pytest.approx(37.6, abs=0.5)
+    # the shipped cutoff (0.38 covalent sums, 0.97 Å for Li-Li): 32 eV at 0.5 Å, 6 eV at 0.7 Å
+    repulsion = ZBLRepulsion(cutoff_factor=0.38).double()
+    assert _pair_energy(repulsion, 3, 3, 0.5) == pytest.approx(31.9, abs=0.2)
+    assert _pair_energy(repulsion, 3, 3, 0.7) == pytest.approx(6.3, abs=0.1)
+    assert _pair_energy(repulsion, 3, 3, 0.97) == 0.0
 
 
 def test_it_vanishes_smoothly_at_its_cutoff():

@@ -308,11 +308,3 @@ def test_the_mg_labels_left_out_are_the_rhombohedral_stackings_below_mp_hcp(shar
     j1 = -energies["Fm-3m"] / 2
     j2 = (dhcp[2] - hcp[2] + j1) / 2
     assert (4 * j2 - 2 * j1) / 3 - energies["R-3m"] == pytest.approx(0.0086, abs=0.0002)
-
-
-def test_v1_cycle14_switches_on_the_pair_repulsion_and_changes_nothing_else():
-    thirteenth, fourteenth = _cycle("mf-universal-v1-cycle13.yaml", "mf-universal-v1-cycle14.yaml", None)
-    changed = {k: (thirteenth.model.get(k), v) for k, v in fourteenth.model.items() if thirteenth.model.get(k) != v}
-    assert changed == {"pair_repulsion": (None, True), "pair_repulsion_cutoff_factor": (None, 0.6)}
-    assert _only_repeats_changed(thirteenth, dataclasses.replace(fourteenth, model=thirteenth.model)) == []
-    assert fourteenth.training == thirteenth.training

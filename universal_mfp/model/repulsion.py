@@ -12,10 +12,15 @@ function, and ``u`` the polynomial envelope of ``model/radial.py`` (smooth to or
 repulsion to exactly zero at ``r_max = factor · (R_i + R_j)``, a multiple of the sum of the two covalent
 radii (Cordero et al. 2008, as in ``ase.data``). Each directed edge gives half of ``V`` to its centre atom, so
 the per-atom energies sum to the pair energy and forces and stress come by autograd with the rest. With
-``factor`` 1 this is MACE's ``pair_repulsion``. A smaller factor keeps the term out of bonded distances: in the
-Materials Project and MatPES crystals the closest pair of a structure is at 0.63 or more times its covalent
-sum (99 % of structures above 0.78), so with 0.6 the repulsion only acts where those data have no atoms,
-and the network's fit to them is unchanged; Li–Li at 0.5 Å still gets about 38 eV.
+``factor`` 1 this is MACE's ``pair_repulsion``, whose network learns to cancel it at bonded distances.
+
+That cancelling is needed because the bare ZBL repulsion is far stronger than DFT's once electrons bond the
+pair: on the matbench-discovery dimer curves between 0.4 and 0.6 covalent sums it exceeds the PBE and r2SCAN
+energy above dissociation for three dimers in four (median 6 eV against 2 eV). A smaller factor keeps the
+term out of everything the data covers instead. The shipped model uses 0.38: the dimer curves stop at 0.40
+covalent sums, and the crystals in training at 0.49 or more (``training/add_repulsion.py`` checks this on the
+data), so the term is zero on every frame and the network's fit is untouched; Li–Li at 0.5 Å still gets
+32 eV.
 """
 
 from __future__ import annotations
