@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import csv
 import gzip
+import hashlib
 import json
 import math
 from collections.abc import Sequence
@@ -358,8 +359,14 @@ def bulk_modulus_check(loaded: Any, fidelity: str, name: str) -> dict[str, Any]:
 
 
 def weights_fingerprint(loaded: Any) -> dict[str, str]:
-    """The sha256 of the checked model's weights file: ties a recorded result to the weights it judged."""
-    return {"weights_sha256": sha256_file(Path(loaded.path) / WEIGHTS_FILE)}
+    """The sha256 of the checked model's weights file and of its architecture settings: ties a recorded result
+    to the model it judged (the same weights with a fixed term added, such as the pair repulsion, are another
+    model)."""
+    architecture = json.dumps(loaded.model.config.to_dict(), sort_keys=True).encode()
+    return {
+        "weights_sha256": sha256_file(Path(loaded.path) / WEIGHTS_FILE),
+        "model_config_sha256": hashlib.sha256(architecture).hexdigest(),
+    }
 
 
 def run_checks(loaded: Any, fidelity: str, *, with_md: bool = True) -> dict[str, list[dict[str, Any]]]:

@@ -75,7 +75,9 @@ def test_hot_md_neither_collapses_nor_runs_away(loaded, fidelity):
     path = RECORDS / f"{name}.json"
     assert path.is_file(), f"no MD record for {name}: python benchmarks/model_checks.py --model {name} --output {path}"
     record = json.loads(path.read_text())
-    assert record["weights_sha256"] == checks.weights_fingerprint(loaded)["weights_sha256"], "record of other weights"
+    fingerprint = checks.weights_fingerprint(loaded)
+    assert record["weights_sha256"] == fingerprint["weights_sha256"], "record of other weights"
+    assert record["model_config_sha256"] == fingerprint["model_config_sha256"], "record of another architecture"
     rows = record["results"][fidelity]["md"]
     assert len(rows) >= 10 and all(row["steps"] == 1000 for row in rows)
     assert not _failures(rows), _failures(rows)
