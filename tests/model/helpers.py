@@ -16,7 +16,16 @@ FIDELITIES = ("pbe", "r2scan")
 # Architectures: the default family (even 0e/1o/2e features, fidelity in every layer), one with
 # odd-parity channels, higher-degree edge harmonics and the fidelity only in the readout, and a small one
 # with a shared network plus a per-fidelity linear readout correction, so the physics contracts are
-# checked on every way the fidelity can enter.
+# checked on every way the fidelity can enter; then the shipped v1 layout: heads, plus the angular invariants
+# (degrees 1-4) in the first node features, without and with the ZBL pair repulsion.
+ANGULAR = dict(
+    num_layers=2,
+    hidden_irreps="8x0e+4x1o+2x2e",
+    lmax_edge=2,
+    fidelity_conditioning="heads",
+    angular_lmax=4,
+    angular_channels=3,
+)
 VARIANTS = {
     "even": dict(num_layers=2, hidden_irreps="16x0e+8x1o+4x2e", lmax_edge=2),
     "mixed_parity": dict(
@@ -24,27 +33,10 @@ VARIANTS = {
     ),
     "linear_delta": dict(num_layers=2, hidden_irreps="8x0e+4x1o", lmax_edge=1, fidelity_conditioning="linear_delta"),
     "heads": dict(num_layers=2, hidden_irreps="8x0e+4x1o+2x2e", lmax_edge=2, fidelity_conditioning="heads"),
-    # the shipped v1 layout: heads, plus the angular invariants (degrees 1-4) in the first node features
-    "angular": dict(
-        num_layers=2,
-        hidden_irreps="8x0e+4x1o+2x2e",
-        lmax_edge=2,
-        fidelity_conditioning="heads",
-        angular_lmax=4,
-        angular_channels=3,
-    ),
+    "angular": ANGULAR,
     # and the ZBL pair repulsion, its cutoff stretched (1.3 covalent sums) so that the test crystals' pairs
     # (1.2 and more) feel it
-    "repulsion": dict(
-        num_layers=2,
-        hidden_irreps="8x0e+4x1o+2x2e",
-        lmax_edge=2,
-        fidelity_conditioning="heads",
-        angular_lmax=4,
-        angular_channels=3,
-        pair_repulsion=True,
-        pair_repulsion_cutoff_factor=1.3,
-    ),
+    "repulsion": dict(ANGULAR, pair_repulsion=True, pair_repulsion_cutoff_factor=1.3),
 }
 
 
