@@ -5,6 +5,8 @@ packaged card template (also written to ``model_cards/<name>.md``), adds the ele
 saw in DFT and in teacher labels (its coverage) and the data licenses to the training summary, and writes
 the registry entry (sha256 of every file) into ``universal_mfp/hub/registry.json``.
 
+An alias given with ``--alias`` moves to this model from any registered model that had it.
+
 ``--card-extras`` names a YAML file with what only a person can write: ``description``,
 ``fidelities`` (one line per fidelity on what it reproduces) and ``notes`` (markdown: what the model
 has and has not seen, measured behaviour, limits), all put into the card.
@@ -162,7 +164,13 @@ def main() -> None:
     }
     registry_path = default_registry_path()
     registry = json.loads(registry_path.read_text())
-    registry["models"] = [m for m in registry["models"] if m["name"] != args.name] + [entry]
+    others = [m for m in registry["models"] if m["name"] != args.name]
+    for model in others:  # an alias names one model: the new one takes it from whichever had it
+        taken = [alias for alias in model.get("aliases", []) if alias in args.alias]
+        if taken:
+            model["aliases"] = [alias for alias in model["aliases"] if alias not in taken]
+            print(f"moved alias {', '.join(taken)} from {model['name']} to {args.name}")
+    registry["models"] = [*others, entry]
     registry_path.write_text(json.dumps(registry, indent=2) + "\n", encoding="utf-8")
     load_registry(registry_path)  # validates
     print(f"bundled {args.name} in {target}; registry updated")

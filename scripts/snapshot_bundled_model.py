@@ -34,7 +34,16 @@ def snapshot_structures() -> dict[str, Atoms]:
         pbc=True,
     )
     water = molecule("H2O")
-    return {"Si16-rattled": si, "Cu-fcc": cu, "MgO-rattled": mgo, "LiFeO2": lifeo2, "H2O": water}
+    # two Li atoms at 0.7 Å: inside the pair repulsion's cutoff (0.97 Å for Li-Li at 0.38 covalent sums)
+    close_pair = Atoms("Li2", positions=[[0.0, 0.0, 0.0], [0.0, 0.0, 0.7]], pbc=False)
+    return {
+        "Si16-rattled": si,
+        "Cu-fcc": cu,
+        "MgO-rattled": mgo,
+        "LiFeO2": lifeo2,
+        "H2O": water,
+        "Li2-at-0.7": close_pair,
+    }
 
 
 def main() -> None:

@@ -21,7 +21,7 @@ from universal_mfp.units import full_3x3_to_voigt_6
 
 def test_models_lists_registry(tmp_path: Path, capsys, checkpoint_dir: Path):
     assert main(["models"]) == 0
-    assert "mf-universal-v0.5 (aliases: mf-universal)" in capsys.readouterr().out  # the packaged registry
+    assert "mf-universal-v1 (aliases: mf-universal)" in capsys.readouterr().out  # the packaged registry
     entry = registry_entry(
         "tiny-v0.1", file_hashes(checkpoint_dir), aliases=["tiny"], bundled_path="tiny", default_fidelity="r2scan"
     )
