@@ -81,6 +81,24 @@ def versions() -> dict:
     return out
 
 
+# the package each anchor needs (benchmark extras, never needed by universal-mfp itself) and how to get it
+ANCHOR_PACKAGES = {
+    "sevennet": ("sevenn", "pip install sevenn==0.13.0 (GPL-3.0; a benchmark anchor only)"),
+    "chgnet": ("chgnet", "pip install chgnet (Modified BSD), or pip install -e '.[teachers]'"),
+}
+
+
+def missing_anchors(models: tuple[str, ...]) -> list[str]:
+    """One line per requested anchor whose package is not installed, saying how to install it."""
+    from importlib.util import find_spec
+
+    return [
+        f"{model}: no module {package!r}; {how}"
+        for model, (package, how) in ANCHOR_PACKAGES.items()
+        if model in models and find_spec(package) is None
+    ]
+
+
 def worker_env(threads: int, passive: bool) -> dict[str, str]:
     env = {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     if passive:
@@ -283,6 +301,9 @@ def main() -> None:
     )
     parser.add_argument("--output", type=Path, default=RESULTS / "speed.json")
     args = parser.parse_args()
+    missing = missing_anchors(tuple(args.models))
+    if missing:  # before any timing: a run that dies half-way wastes the idle machine it needs
+        raise SystemExit("cannot time every model asked for:\n" + "\n".join(missing))
     print(f"load average at start: {os.getloadavg()}", flush=True)
     result = run(args.threads, args.sizes, args.quick, args.omp_passive, tuple(args.models), tuple(args.chemistries))
     text = markdown(result)
