@@ -112,9 +112,25 @@ def measure(model: str, task: str, threads: int, passive: bool = False, **option
         cmd += [f"--{key}", str(value)]
     env = dict(os.environ, **worker_env(threads, passive))
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)  # noqa: S603
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    if done.returncode == 0:
+        return json.loads(done.stdout.strip().splitlines()[-1])
+    # one model failing at one size (SevenNet-MF-0 needs more than 24 GB for 4096 atoms of MgO) is a result,
+    # not the end of the run
+    if done.returncode == -9:
+        reason = "killed by SIGKILL (the kernel's out-of-memory killer, if memory ran out)"
+    else:
+        lines = done.stderr.strip().splitlines()
+        reason = f"exit code {done.returncode}: {lines[-1] if lines else 'no error message'}"
+    print(f"  {model} {task} {options} failed: {reason}", flush=True)
+    return {"failed": reason}
+
+
+def _ok(entry: dict | None) -> bool:
+    return entry is not None and "failed" not in entry
+
+
+def _cell(entry: dict | None, key: str, digits: int = 0) -> str:
+    return f"{entry[key]:.{digits}f}" if _ok(entry) else "failed"
 
 
 def _ratio(ours: float, theirs: float) -> float:
@@ -125,7 +141,7 @@ def _ratios(row: dict, key: str) -> dict[str, float]:
     return {
         f"{mine}/{anchor}": _ratio(row[mine][key], row[anchor][key])
         for mine, anchor in RATIOS
-        if mine in row and anchor in row
+        if _ok(row.get(mine)) and _ok(row.get(anchor))
     }
 
 
@@ -147,11 +163,11 @@ def run(
                 m: measure(m, "efs", threads, passive, repeat=size, repeats=repeats, chemistry=chemistry)
                 for m in models
             }
-            first = row[models[0]]
+            first = next((row[m] for m in models if _ok(row[m])), {"num_atoms": None, "num_edges": None})
             row.update(chemistry=chemistry, num_atoms=first["num_atoms"], num_edges=first["num_edges"])
             row["speed_ratios"] = _ratios(row, "atoms_per_second")
             efs.append(row)
-            rates = ", ".join(f"{m} {row[m]['atoms_per_second']:8.1f}" for m in models)
+            rates = ", ".join(f"{m} {_cell(row[m], 'atoms_per_second', 1):>8s}" for m in models)
             print(f"  {chemistry} {row['num_atoms']:5d} atoms (atoms/s): {rates}", flush=True)
     md = {}
     for size in (2, 4):
@@ -163,13 +179,13 @@ def run(
         for m in models
         if m in ("shipped", "chgnet")
     }
-    if len(predict) == 2:
+    if len(predict) == 2 and all(_ok(p) for p in predict.values()):
         predict["speed_ratio"] = _ratio(
             predict["shipped"]["batched_structures_per_second"], predict["chgnet"]["batched_structures_per_second"]
         )
     trainable = [m for m in models if m in ("ours", "sevennet")]
     train = {m: measure(m, "train", threads, passive, repeats=1 if quick else 3) for m in trainable}
-    if len(trainable) == 2:
+    if len(trainable) == 2 and all(_ok(t) for t in train.values()):
         train["speed_ratio"] = _ratio(
             train["ours"]["structures_per_second"], train["sevennet"]["structures_per_second"]
         )
@@ -203,10 +219,10 @@ def goals(efs: list[dict], md: dict) -> dict:
         if n in (512, 1000) and "shipped/sevennet" in ratios:
             out[f"{chem}_{n}_shipped_at_least_10x_sevennet"] = _goal(ratios["shipped/sevennet"], 10.0)
     by = {(row["chemistry"], row["num_atoms"]): row for row in efs}
-    if ("mgo", 1000) in by and "shipped" in by[("mgo", 1000)]:
+    if ("mgo", 1000) in by and _ok(by[("mgo", 1000)].get("shipped")):
         rate = by[("mgo", 1000)]["shipped"]["atoms_per_second"]
         out["mgo_1000_shipped_at_least_1500_atoms_per_s"] = _goal(rate, 1500.0)
-        if ("mgo", 4096) in by:
+        if ("mgo", 4096) in by and _ok(by[("mgo", 4096)].get("shipped")):
             big = by[("mgo", 4096)]["shipped"]
             out["mgo_linear_4096_vs_1000_at_least_0.9"] = _goal(big["atoms_per_second"] / rate, 0.9)
             out["mgo_4096_peak_under_2_GiB"] = {"value": big["peak_rss_mib"], "met": big["peak_rss_mib"] < 2048}
@@ -217,7 +233,7 @@ def goals(efs: list[dict], md: dict) -> dict:
 
 def predict_goals(predict: dict) -> dict:
     """Batched predict of small cells at least 5x faster per structure than one ASE call per structure."""
-    if "shipped" not in predict:
+    if not _ok(predict.get("shipped")):
         return {}
     return {"predict_256_batched_at_least_5x_one_by_one": _goal(predict["shipped"]["batched_speedup"], 5.0)}
 
@@ -250,14 +266,14 @@ def markdown(result: dict) -> str:
         "|---|---:|" + "---:|" * (2 * len(models)) + "---|",
     ]
     for row in result["energy_forces_stress"]:
-        rates = " | ".join(f"{row[x]['atoms_per_second']:.0f}" for x in models)
-        peaks = " | ".join(f"{row[x]['peak_rss_mib']:.0f}" for x in models)
+        rates = " | ".join(_cell(row[x], "atoms_per_second") for x in models)
+        peaks = " | ".join(_cell(row[x], "peak_rss_mib") for x in models)
         ratios = ", ".join(f"{k} {r:.2f}" for k, r in row["speed_ratios"].items())
         lines.append(f"| {row['chemistry']} | {row['num_atoms']} | {rates} | {peaks} | {ratios} |")
     lines += ["", "ASE velocity Verlet on diamond Si (steps/s):", ""]
     lines += ["| atoms | " + " | ".join(models) + " | ratios |", "|---:|" + "---:|" * len(models) + "---|"]
     for n, entry in result["md"].items():
-        steps = " | ".join(f"{entry[x]['steps_per_second']:.2f}" for x in models)
+        steps = " | ".join(_cell(entry[x], "steps_per_second", 2) for x in models)
         ratios = ", ".join(f"{k} {r:.2f}" for k, r in entry["speed_ratios"].items())
         lines.append(f"| {n} | {steps} | {ratios} |")
     predict = result.get("predict_256_small_cells", {})
@@ -265,7 +281,7 @@ def markdown(result: dict) -> str:
         lines += ["", "Screening workload, 256 two-atom cells (structures/s):", ""]
         lines += ["| model | batched | one ASE call each | batched speed-up |", "|---|---:|---:|---:|"]
         for name in ("shipped", "chgnet"):
-            if name in predict:
+            if _ok(predict.get(name)):
                 p = predict[name]
                 lines.append(
                     f"| {name} | {p['batched_structures_per_second']:.0f} | "
@@ -279,6 +295,14 @@ def markdown(result: dict) -> str:
             f"ours {train['ours']['structures_per_second']:.2f}, "
             f"SevenNet {train['sevennet']['structures_per_second']:.2f}, ratio {train['speed_ratio']:.2f}.",
         ]
+    failures = [
+        f"- {row['chemistry']} {row['num_atoms'] or ''}: {x} {row[x]['failed']}"
+        for row in result["energy_forces_stress"]
+        for x in models
+        if not _ok(row[x])
+    ]
+    if failures:
+        lines += ["", "Failed measurements:", "", *failures]
     lines += ["", "Goals:", ""]
     for name, goal in result["goals"].items():
         lines.append(f"- {name}: {goal['value']:.2f} ({'met' if goal['met'] else 'NOT met'})")
