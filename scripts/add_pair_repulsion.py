@@ -4,8 +4,8 @@ Reads the run's data through its config (after its filters, every split), checks
 within the cutoff, and writes the checkpoint with ``pair_repulsion`` on (``universal_mfp/training/add_repulsion.py``).
 
 Run: python scripts/add_pair_repulsion.py --checkpoint runs/mf-universal-v1-cycle13/best_model \
-         --config configs/mf-universal-v1-cycle13.yaml --cutoff-factor 0.4 \
-         --output runs/mf-universal-v1-cycle14/best_model
+         --config configs/mf-universal-v1-cycle13.yaml --cutoff-factor 0.38 \
+         --output runs/mf-universal-v1-final/best_model
 """
 
 from __future__ import annotations

@@ -63,7 +63,8 @@ def test_bulk_moduli_within_a_quarter_of_dft(loaded, fidelity):
 def test_hot_md_neither_collapses_nor_runs_away(loaded, fidelity):
     """2 ps at 1200 K on ten crystals takes about 10 minutes per fidelity on two cores (20 for both), more
     than the suite may: for the released model it is run once by ``benchmarks/model_checks.py --output`` into
-    ``benchmarks/results/model_checks/<name>.json``, which records the sha256 of the weights it judged.
+    ``benchmarks/results/model_checks/<name>.json``, which records the sha256 of the weights and of the
+    architecture settings it judged.
     Here that record must belong to these weights and pass, and the first ``MD_PREFIX_STEPS`` steps are run
     again (same seed) and must reproduce it. A candidate named by ``UMFP_CHECK_MODEL`` runs the whole MD."""
     if os.environ.get("UMFP_CHECK_MODEL"):

@@ -235,10 +235,10 @@ class MultiFidelityPotential(nn.Module):
         return self._features(species, node_fidelity, empty_edges, empty_vectors)
 
     def _repulsion(
-        self, atomic_numbers: torch.Tensor, edge_index: torch.Tensor, edge_vectors: torch.Tensor | None
+        self, atomic_numbers: torch.Tensor, edge_index: torch.Tensor, edge_vectors: torch.Tensor
     ) -> torch.Tensor | None:
         """Per-atom pair repulsion [N] (``config.pair_repulsion``), else ``None``."""
-        if self.repulsion is None or edge_vectors is None:
+        if self.repulsion is None:
             return None
         return self.repulsion(atomic_numbers, edge_index, torch.linalg.vector_norm(edge_vectors, dim=1))
 

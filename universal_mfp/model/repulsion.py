@@ -18,7 +18,7 @@ That cancelling is needed because the bare ZBL repulsion is far stronger than DF
 pair: on the matbench-discovery dimer curves between 0.4 and 0.6 covalent sums it exceeds the PBE and r2SCAN
 energy above dissociation for three dimers in four (median 6 eV against 2 eV). A smaller factor keeps the
 term out of everything the data covers instead. The shipped model uses 0.38: the dimer curves stop at 0.40
-covalent sums, and the crystals in training at 0.49 or more (``training/add_repulsion.py`` checks this on the
+covalent sums, and the crystals in training at 0.489 or more (``training/add_repulsion.py`` checks this on the
 data), so the term is zero on every frame and the network's fit is untouched; Li–Li at 0.5 Å still gets
 32 eV.
 """
@@ -59,17 +59,21 @@ class ZBLRepulsion(nn.Module):
             lengths: [E] edge lengths in Å.
         """
         dtype = lengths.dtype
-        z = atomic_numbers.to(dtype)
-        z_centre, z_neighbour = z[edge_index[0]], z[edge_index[1]]
-        radii = self.covalent_radii[atomic_numbers]
+        atomic = torch.zeros(atomic_numbers.shape[0], dtype=dtype, device=lengths.device)
+        radii = self.covalent_radii[atomic_numbers].to(dtype)
         r_max = self.cutoff_factor * (radii[edge_index[0]] + radii[edge_index[1]])
+        # only the few edges inside the cutoff (none in most structures) carry energy or gradient
+        close = torch.nonzero(lengths < r_max).squeeze(-1)
+        if close.numel() == 0:
+            return atomic
+        centre, neighbour = edge_index[0, close], edge_index[1, close]
+        lengths, r_max = lengths[close], r_max[close]
+        z_centre, z_neighbour = atomic_numbers[centre].to(dtype), atomic_numbers[neighbour].to(dtype)
         screening = SCREENING_LENGTH_ANGSTROM / (z_centre.pow(0.23) + z_neighbour.pow(0.23))
         x = (lengths / screening).unsqueeze(-1)
         phi = (self.coefficients.to(dtype) * torch.exp(-self.exponents.to(dtype) * x)).sum(-1)
-        pair = COULOMB_EV_ANGSTROM * z_centre * z_neighbour / lengths * phi
-        pair = pair * self.envelope(lengths / r_max.to(dtype))
-        atomic = torch.zeros(atomic_numbers.shape[0], dtype=dtype, device=lengths.device)
-        return atomic.index_add(0, edge_index[0], 0.5 * pair)
+        pair = COULOMB_EV_ANGSTROM * z_centre * z_neighbour / lengths * phi * self.envelope(lengths / r_max)
+        return atomic.index_add(0, centre, 0.5 * pair)
 
 
 __all__ = ["ZBLRepulsion"]
