@@ -1,12 +1,16 @@
 """Memory-lean messages for evaluation: keep only the inputs, recompute per-edge work in the backward pass.
 
-With plain autograd, every layer keeps its per-edge intermediates (gathered inputs, weighted inputs,
-couplings: a few thousand numbers per edge) until the force backward pass. Here the forward pass keeps
-only its inputs, and both passes work through the edges in chunks whose temporaries stay small (a few
-MB), so memory is dominated by the per-edge weights the layer receives, and large structures do not
-pay for fresh memory pages on every large temporary. The gradients are written out by hand, from the
-same formulas as ``ChannelwiseTensorProduct.forward``; the backward pass is not itself differentiable
-(it raises under ``create_graph=True``), so training with forces in the loss uses the plain autograd path.
+With plain autograd, every layer keeps its per-edge intermediates (radial-network activations, per-edge
+weights, gathered inputs, weighted inputs, couplings: a few thousand numbers per edge) until the force
+backward pass. Here the forward pass keeps only its inputs: node features, edge harmonics and either the
+per-edge weights or, better, the radial features the weights are computed from (``radial_mlp``). Both passes
+work through the edges in chunks whose temporaries stay small (a few MB): each chunk computes its weights
+from the radial network, its messages for every block of paths, and in the backward pass the gradients of all
+of them, so no tensor of [edges, weights] or [edges, messages] is ever whole, and large structures do not pay
+for fresh memory pages on every large temporary. The gradients are written out by hand, from the same
+formulas as ``ChannelwiseTensorProduct.forward`` and the radial network; the backward pass is not itself
+differentiable (it raises under ``create_graph=True``), so training with forces in the loss uses the plain
+autograd path.
 """
 
 from __future__ import annotations
@@ -15,15 +19,50 @@ from typing import Any
 
 import torch
 
-from universal_mfp.model.channelwise_layout import MessageLayout, channels_last
+from universal_mfp.model import radial_mlp
+from universal_mfp.model.channelwise_layout import Block, MessageLayout, channels_last
 
-# numbers per chunk temporary (about 8 MB in float32): small enough to be recycled by the allocator
-_CHUNK_NUMBERS = 1 << 21
+# numbers per chunk temporary (about 4 MB in float32): small enough to be recycled by the allocator
+_CHUNK_NUMBERS = 1 << 20
 
 
-def _chunk_size(width: int, num_paths: int, dim_in: int, mul: int) -> int:
-    per_edge = max(width * mul, num_paths * dim_in * mul, width * num_paths * dim_in)
+def _chunk_size(blocks: tuple[Block, ...], widths: list[int]) -> int:
+    """Edges per chunk: the largest per-edge temporary of any block or radial layer fits ``_CHUNK_NUMBERS``."""
+    per_edge = max(
+        [max(b.width * b.mul, b.num_paths * b.dim_in * b.mul, b.width * b.num_paths * b.dim_in) for b in blocks]
+        + widths
+    )
     return max(16, _CHUNK_NUMBERS // per_edge)
+
+
+def _couple(coupling: torch.Tensor, weighted: torch.Tensor, width: int) -> torch.Tensor:
+    """Messages [C, K u] from couplings [C, K P d1] and weighted inputs [C, P d1, u].
+
+    A block with one output component (every path ends in a scalar) is a weighted sum over ``P d1``: done
+    elementwise, as a batch of 1-row matrix products costs several times more.
+    """
+    count, depth, u = weighted.shape
+    if width == 1:
+        if depth == 1:
+            return (coupling * weighted.view(count, u)).view(count, u)
+        return (coupling.unsqueeze(-1) * weighted).sum(1)
+    return torch.bmm(coupling.view(count, width, depth), weighted).view(count, width * u)
+
+
+def _coupling_gradient(grad_messages: torch.Tensor, weighted: torch.Tensor) -> torch.Tensor:
+    """Gradient [C, K P d1] of the couplings, from the message gradients [C, K, u] and weighted inputs."""
+    count, width, _ = grad_messages.shape
+    if width == 1:
+        return (grad_messages * weighted).sum(-1)
+    return torch.bmm(grad_messages, weighted.transpose(1, 2)).view(count, -1)
+
+
+def _weighted_gradient(coupling: torch.Tensor, grad_messages: torch.Tensor) -> torch.Tensor:
+    """Gradient [C, P d1, u] of the weighted inputs, from the couplings [C, K P d1] and message gradients."""
+    count, width, _ = grad_messages.shape
+    if width == 1:
+        return coupling.unsqueeze(-1) * grad_messages
+    return torch.bmm(coupling.view(count, width, -1).transpose(1, 2), grad_messages)
 
 
 class _RecomputedMessages(torch.autograd.Function):
@@ -32,33 +71,33 @@ class _RecomputedMessages(torch.autograd.Function):
         ctx: Any,
         features: torch.Tensor,
         edge_harmonics: torch.Tensor,
-        weights: torch.Tensor,
+        edge_inputs: torch.Tensor,
         centre: torch.Tensor,
         neighbour: torch.Tensor,
         tp: MessageLayout,
+        *matrices: torch.Tensor,
     ) -> torch.Tensor:
         ctx.tp = tp
-        ctx.save_for_backward(features, edge_harmonics, weights, centre, neighbour)
+        ctx.save_for_backward(features, edge_harmonics, edge_inputs, centre, neighbour, *matrices)
+        matrices_list = list(matrices)
         num_nodes, num_edges = features.shape[0], edge_harmonics.shape[0]
-        summed = []
-        weight_start = 0
-        for index, block in enumerate(tp.blocks):
-            u, d1, p, width = block.mul, block.dim_in, block.num_paths, block.width
-            x_nodes = channels_last(features, block).contiguous()
-            matrix = tp.coupling(index, edge_harmonics.dtype)
-            block_sum = features.new_zeros(num_nodes, width * u)
-            step = _chunk_size(width, p, d1, u)
-            for start in range(0, num_edges, step):
-                rows = slice(start, start + step)
-                x = x_nodes.index_select(0, neighbour[rows])
-                count = x.shape[0]
-                w = weights[rows, weight_start : weight_start + p * u].reshape(count, p, 1, u)
-                weighted = (w * x.unsqueeze(1)).reshape(count, p * d1, u)
-                coupling = (edge_harmonics[rows] @ matrix).reshape(count, width, p * d1)
-                block_sum.index_add_(0, centre[rows], torch.bmm(coupling, weighted).reshape(count, width * u))
-            summed.append(block_sum.reshape(num_nodes, width, u))
-            weight_start += p * u
-        return tp.arrange(summed)
+        blocks = tp.blocks
+        x_nodes = [channels_last(features, b).reshape(num_nodes, b.dim_in * b.mul) for b in blocks]  # 2-D gathers
+        couplings = [tp.coupling(index, edge_harmonics.dtype) for index in range(len(blocks))]
+        sums = [features.new_zeros(num_nodes, b.width * b.mul) for b in blocks]
+        step = _chunk_size(blocks, [m.shape[1] for m in matrices])
+        for start in range(0, num_edges, step):
+            rows = slice(start, start + step)
+            weights, _ = radial_mlp.forward_chunk(edge_inputs[rows], matrices_list)
+            harmonics, receivers, senders = edge_harmonics[rows], centre[rows], neighbour[rows]
+            count = weights.shape[0]
+            for block, x_node, matrix, block_sum in zip(blocks, x_nodes, couplings, sums, strict=True):
+                u, d1, p = block.mul, block.dim_in, block.num_paths
+                x = x_node.index_select(0, senders).view(count, 1, d1, u)
+                w = weights[:, block.weight_start : block.weight_start + p * u].reshape(count, p, 1, u)
+                weighted = (w * x).reshape(count, p * d1, u)
+                block_sum.index_add_(0, receivers, _couple(harmonics @ matrix, weighted, block.width))
+        return tp.arrange([s.view(num_nodes, b.width, b.mul) for b, s in zip(blocks, sums, strict=True)])
 
     @staticmethod
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
@@ -69,55 +108,75 @@ class _RecomputedMessages(torch.autograd.Function):
             )
 
         tp = ctx.tp
-        features, edge_harmonics, weights, centre, neighbour = ctx.saved_tensors
-        need_x, need_sh, need_w = ctx.needs_input_grad[:3]
+        features, edge_harmonics, edge_inputs, centre, neighbour, *matrices = ctx.saved_tensors
+        need_x, need_sh, need_inputs = ctx.needs_input_grad[:3]
+        need_matrices = any(ctx.needs_input_grad[6:])
         num_nodes, num_edges = features.shape[0], edge_harmonics.shape[0]
-        grad_x = torch.zeros_like(features) if need_x else None
+        blocks = tp.blocks
         grad_sh = torch.zeros_like(edge_harmonics) if need_sh else None
-        grad_w = torch.empty_like(weights) if need_w else None  # every column is written below
+        grad_inputs = torch.empty_like(edge_inputs) if need_inputs else None  # every row is written below
+        grad_matrices = [torch.zeros_like(m) for m in matrices] if need_matrices else None
+        need_w = need_inputs or need_matrices
         grad_out = grad_out.contiguous()
-        weight_start = 0
-        for index, block in enumerate(tp.blocks):
-            u, d1, p, width = block.mul, block.dim_in, block.num_paths, block.width
-            columns = slice(weight_start, weight_start + p * u)
-            weight_start += p * u
-            grad_sum = tp.block_gradient(grad_out, block)  # [N, K, u]
-            x_nodes = channels_last(features, block).contiguous()
-            grad_x_nodes = torch.zeros_like(x_nodes) if need_x else None
-            matrix = tp.coupling(index, edge_harmonics.dtype)
-            step = _chunk_size(width, p, d1, u)
-            for start in range(0, num_edges, step):
-                rows = slice(start, start + step)
-                neighbours = neighbour[rows]
-                x = x_nodes.index_select(0, neighbours)
-                count = x.shape[0]
-                w = weights[rows, columns].reshape(count, p, 1, u)
-                grad_messages = grad_sum.index_select(0, centre[rows])  # [C, K, u]
+        x_nodes = [channels_last(features, b).reshape(num_nodes, b.dim_in * b.mul) for b in blocks]
+        grad_sums = [tp.block_gradient(grad_out, b).reshape(num_nodes, b.width * b.mul) for b in blocks]
+        grad_x_nodes = [torch.zeros_like(x) for x in x_nodes] if need_x else None
+        couplings = [tp.coupling(index, edge_harmonics.dtype) for index in range(len(blocks))]
+        step = _chunk_size(blocks, [m.shape[1] for m in matrices])
+        for start in range(0, num_edges, step):
+            rows = slice(start, start + step)
+            inputs = edge_inputs[rows]
+            weights, pre_activations = radial_mlp.forward_chunk(inputs, matrices)
+            count = weights.shape[0]
+            harmonics, receivers, senders = edge_harmonics[rows], centre[rows], neighbour[rows]
+            grad_weights = torch.empty_like(weights) if need_w else None
+            for index, block in enumerate(blocks):
+                u, d1, p, width = block.mul, block.dim_in, block.num_paths, block.width
+                columns = slice(block.weight_start, block.weight_start + p * u)
+                x = x_nodes[index].index_select(0, senders).view(count, 1, d1, u)
+                w = weights[:, columns].reshape(count, p, 1, u)
+                grad_messages = grad_sums[index].index_select(0, receivers).view(count, width, u)
                 if need_sh:
-                    weighted = (w * x.unsqueeze(1)).reshape(count, p * d1, u)
-                    grad_coupling = torch.bmm(grad_messages, weighted.transpose(1, 2)).reshape(count, -1)
-                    grad_sh[rows] += grad_coupling @ matrix.T
+                    weighted = (w * x).reshape(count, p * d1, u)
+                    grad_sh[rows] += _coupling_gradient(grad_messages, weighted) @ couplings[index].T
                 if need_w or need_x:
-                    coupling = (edge_harmonics[rows] @ matrix).reshape(count, width, p * d1)
-                    grad_weighted = torch.bmm(coupling.transpose(1, 2), grad_messages).reshape(count, p, d1, u)
+                    coupling = harmonics @ couplings[index]
+                    grad_weighted = _weighted_gradient(coupling, grad_messages).view(count, p, d1, u)
                     if need_w:
-                        grad_w[rows, columns] = (grad_weighted * x.unsqueeze(1)).sum(2).reshape(count, p * u)
+                        grad_weights[:, columns] = (grad_weighted * x).sum(2).reshape(count, p * u)
                     if need_x:
-                        grad_x_nodes.index_add_(0, neighbours, (grad_weighted * w).sum(1))
-            if need_x:
-                grad_x[:, block.in_start : block.in_start + u * d1] = grad_x_nodes.transpose(1, 2).reshape(
-                    num_nodes, u * d1
+                        grad_x_nodes[index].index_add_(0, senders, (grad_weighted * w).sum(1).view(count, d1 * u))
+            if need_w:
+                grad_chunk = radial_mlp.backward_chunk(
+                    grad_weights, inputs, pre_activations, matrices, grad_matrices, need_inputs
                 )
-        return grad_x, grad_sh, grad_w, None, None, None
+                if need_inputs:
+                    grad_inputs[rows] = grad_chunk
+        grad_x = None
+        if need_x:
+            grad_x = torch.zeros_like(features)
+            for block, grad_x_node in zip(blocks, grad_x_nodes, strict=True):
+                u, d1 = block.mul, block.dim_in
+                grad_x[:, block.in_start : block.in_start + u * d1] = (
+                    grad_x_node.view(num_nodes, d1, u).transpose(1, 2).reshape(num_nodes, u * d1)
+                )
+        return grad_x, grad_sh, grad_inputs, None, None, None, *(grad_matrices or [None] * len(matrices))
 
 
 def recomputed_messages(
     tp: MessageLayout,
     features: torch.Tensor,
     edge_harmonics: torch.Tensor,
-    weights: torch.Tensor,
+    edge_inputs: torch.Tensor,
     centre: torch.Tensor,
     neighbour: torch.Tensor,
+    radial_matrices: list[torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """``tp(features, edge_harmonics, weights, centre, neighbour)`` with the memory-lean backward pass."""
-    return _RecomputedMessages.apply(features, edge_harmonics, weights, centre, neighbour, tp)
+    """``tp(features, edge_harmonics, weights, centre, neighbour)`` with the memory-lean backward pass.
+
+    With ``radial_matrices`` (``radial_mlp.radial_matrices`` of a radial network), ``edge_inputs`` are the
+    radial features [E, in] and the per-edge weights are that network's output, computed chunk by chunk;
+    without, ``edge_inputs`` are the weights [E, weight_numel] themselves.
+    """
+    matrices = radial_matrices or []
+    return _RecomputedMessages.apply(features, edge_harmonics, edge_inputs, centre, neighbour, tp, *matrices)

@@ -8,8 +8,10 @@ from e3nn.nn import FullyConnectedNet, Gate
 from torch import nn
 
 from universal_mfp.model.channelwise import ChannelwiseTensorProduct
+from universal_mfp.model.channelwise_recompute import recomputed_messages
 from universal_mfp.model.fidelity_linear import FidelityLinear
 from universal_mfp.model.fused import FusedGate, FusedLinear
+from universal_mfp.model.radial_mlp import radial_matrices
 
 _SCALAR_ACTIVATIONS = {1: torch.nn.functional.silu, -1: torch.tanh}
 
@@ -106,13 +108,17 @@ class InteractionBlock(nn.Module):
     ) -> torch.Tensor:
         """Update node features [N, irreps_in.dim] -> [N, irreps_out.dim].
 
-        ``recompute`` selects the memory-lean message pass (see ``ChannelwiseTensorProduct``): for
-        evaluation, not when derivatives are taken with ``create_graph=True``.
+        ``recompute`` selects the memory-lean message pass (``channelwise_recompute``), which also evaluates the
+        radial network chunk by chunk: for evaluation, not when derivatives are taken with ``create_graph=True``.
         """
         centre, neighbour = edge_index[0], edge_index[1]
         x = self.linear_1(features, node_fidelity)
-        weights = self.radial_network(edge_radial)
-        aggregated = self.messages(x, edge_harmonics, weights, centre, neighbour, recompute=recompute)
+        if recompute:  # the per-edge weights are computed chunk by chunk inside the message pass
+            matrices = radial_matrices(self.radial_network)
+            aggregated = recomputed_messages(self.messages, x, edge_harmonics, edge_radial, centre, neighbour, matrices)
+        else:
+            weights = self.radial_network(edge_radial)
+            aggregated = self.messages(x, edge_harmonics, weights, centre, neighbour)
         aggregated = aggregated / self.avg_num_neighbors
         skip = self.fused_self_connection(features, self.self_connection.weight)
         out = self.linear_2(aggregated, node_fidelity) + skip
