@@ -143,7 +143,8 @@ class _RecomputedMessages(torch.autograd.Function):
                     coupling = harmonics @ couplings[index]
                     grad_weighted = _weighted_gradient(coupling, grad_messages).view(count, p, d1, u)
                     if need_w:
-                        grad_weights[:, columns] = (grad_weighted * x).sum(2).reshape(count, p * u)
+                        grad_w = grad_weighted * x
+                        grad_weights[:, columns] = (grad_w if d1 == 1 else grad_w.sum(2)).reshape(count, p * u)
                     if need_x:
                         grad_x_nodes[index].index_add_(0, senders, (grad_weighted * w).sum(1).view(count, d1 * u))
             if need_w:

@@ -50,7 +50,10 @@ def energy_forces_stress(
         strain = torch.zeros_like(cell, requires_grad=True)
         inputs.append(strain)
         symmetric = 0.5 * (strain + strain.transpose(1, 2))
-        positions = positions + (positions.unsqueeze(-1) * symmetric[batch_index]).sum(1)
+        if symmetric.shape[0] == 1:  # one structure: one matrix product, with a cheap backward
+            positions = positions + positions @ symmetric[0]
+        else:
+            positions = positions + (positions.unsqueeze(-1) * symmetric.index_select(0, batch_index)).sum(1)
         cell = cell + torch.bmm(cell, symmetric)
 
     energy, atomic_energies = energy_fn(positions, cell)
