@@ -73,7 +73,7 @@ def _graph(atoms, cutoff):
     model = _mg_model(4)
     radial = model.radial(torch.linalg.vector_norm(vectors, dim=1))
     species = torch.zeros(len(atoms), dtype=torch.long)
-    return species, torch.as_tensor(np.stack([centre, neighbour])), vectors, radial
+    return species, torch.as_tensor(np.stack([centre, neighbour])), model.edge_harmonics(vectors), radial
 
 
 def test_invariants_are_invariant_under_rotation_reflection_and_translation():

@@ -12,6 +12,7 @@ from universal_mfp.model.angular import AngularInvariants
 from universal_mfp.model.config import ModelConfig, resolve_dtype
 from universal_mfp.model.fidelity_linear import FidelityDense, FidelityLinear
 from universal_mfp.model.gradients import energy_forces_stress
+from universal_mfp.model.harmonics import EdgeHarmonics
 from universal_mfp.model.interaction import InteractionBlock
 from universal_mfp.model.radial import RadialEmbedding
 from universal_mfp.model.repulsion import ZBLRepulsion
@@ -64,7 +65,9 @@ class MultiFidelityPotential(nn.Module):
             else None
         )
         irreps_sh = o3.Irreps.spherical_harmonics(config.lmax_edge)
-        self.spherical_harmonics = o3.SphericalHarmonics(irreps_sh, normalize=True, normalization="component")
+        # one evaluation serves both: the interaction layers take degrees <= lmax_edge, the invariants 1..angular_lmax
+        self.edge_harmonics = EdgeHarmonics(max(config.lmax_edge, config.angular_lmax))
+        self.num_edge_harmonics = irreps_sh.dim
 
         scalars_only = o3.Irreps(f"{num_scalars}x0e")
         irreps = scalars_only
@@ -178,10 +181,11 @@ class MultiFidelityPotential(nn.Module):
         """Final node features [N, scalars] after the interaction layers (``recompute``: see ``InteractionBlock``)."""
         lengths = torch.linalg.vector_norm(edge_vectors, dim=1)
         edge_radial = self.radial(lengths)
-        edge_harmonics = self.spherical_harmonics(edge_vectors)
+        all_harmonics = self.edge_harmonics(edge_vectors)  # degrees 0..max(lmax_edge, angular_lmax)
+        edge_harmonics = all_harmonics[:, : self.num_edge_harmonics]
         features = self.embedding(species)
         if self.angular is not None:
-            features = features + self.angular(species, edge_index, edge_vectors, edge_radial)
+            features = features + self.angular(species, edge_index, all_harmonics, edge_radial)
         for block in self.interactions:  # shared layers (one bias row) ignore the fidelity
             features = block(features, node_fidelity, edge_index, edge_harmonics, edge_radial, recompute=recompute)
         return features
