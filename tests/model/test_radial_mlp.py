@@ -51,9 +51,11 @@ def test_rejects_networks_it_does_not_implement():
         radial_mlp.radial_matrices(FullyConnectedNet([8, 16, 4], torch.tanh))
 
 
+@pytest.mark.parametrize("chunk_numbers", [64, None], ids=["70 chunks", "one chunk kept"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
-def test_lean_pass_with_the_radial_network_inside_equals_the_plain_pass(dtype, monkeypatch):
-    """Values and gradients (node features, harmonics, radial features, radial weights) in several chunks."""
+def test_lean_pass_with_the_radial_network_inside_equals_the_plain_pass(dtype, chunk_numbers, monkeypatch):
+    """Values and gradients (node features, harmonics, radial features, radial weights), chunked or in one
+    chunk whose per-edge work the forward pass keeps for the backward."""
     irreps_sh = o3.Irreps.spherical_harmonics(2)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
@@ -73,7 +75,8 @@ def test_lean_pass_with_the_radial_network_inside_equals_the_plain_pass(dtype, m
     probe = torch.randn(plain.shape, dtype=dtype, generator=generator)
     ref_grads = torch.autograd.grad((plain * probe).sum(), inputs)
 
-    monkeypatch.setattr(channelwise_recompute, "_CHUNK_NUMBERS", 64)  # one edge per chunk: 70 chunks
+    if chunk_numbers is not None:
+        monkeypatch.setattr(channelwise_recompute, "_CHUNK_NUMBERS", chunk_numbers)  # one edge per chunk
     matrices = radial_mlp.radial_matrices(block.radial_network)
     lean = channelwise_recompute.recomputed_messages(block.messages, x, harmonics, radial, centre, neighbour, matrices)
     tol = 1e-5 if dtype == torch.float32 else 1e-11

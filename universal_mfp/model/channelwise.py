@@ -83,6 +83,44 @@ class ChannelwiseTensorProduct(nn.Module):
             raise ValueError("every output irrep must be written by exactly one path")
         self._blocks = tuple(blocks)
         self._out_slices = tuple(self.irreps_out.slices())
+        # the lean pass keeps every block's inputs [N, d1 u] and sums [N, K u] side by side in one matrix each;
+        # these column orders move between those matrices and e3nn's layouts in one gather each
+        input_order, output_order = [], []
+        for block in blocks:
+            columns = torch.arange(block.in_start, block.in_start + block.mul * block.dim_in)
+            input_order.append(columns.reshape(block.mul, block.dim_in).T.reshape(-1))
+            output_order.append(self._block_output_columns(block))
+        inputs = torch.cat(input_order) if input_order else torch.zeros(0, dtype=torch.long)
+        outputs = torch.cat(output_order) if output_order else torch.zeros(0, dtype=torch.long)
+        self.register_buffer("input_order", inputs, persistent=False)
+        self.register_buffer("output_order", torch.argsort(outputs), persistent=False)
+        self.register_buffer("output_gradient_order", outputs, persistent=False)
+        self.input_dim = tp.irreps_in1.dim
+
+    def _block_output_columns(self, block: Block) -> torch.Tensor:
+        """For each entry of the block's sum [K, u], its column in e3nn's output layout."""
+        columns = torch.zeros(block.width, block.mul, dtype=torch.long)
+        for i_out, k0, d3 in block.outputs:
+            start = self._out_slices[i_out].start
+            columns[k0 : k0 + d3] = torch.arange(start, start + block.mul * d3).reshape(block.mul, d3).T
+        return columns.reshape(-1)
+
+    def inputs_by_block(self, features: torch.Tensor) -> torch.Tensor:
+        """Node features [N, irreps_in.dim] -> every block's input [N, 2 l1 + 1, u], flat, side by side."""
+        return features.index_select(1, self.input_order)
+
+    def input_gradient(self, grad_by_block: torch.Tensor) -> torch.Tensor:
+        """The inverse of ``inputs_by_block`` for gradients (zero on inputs no path reads)."""
+        grad = grad_by_block.new_zeros(grad_by_block.shape[0], self.input_dim)
+        return grad.index_copy_(1, self.input_order, grad_by_block)
+
+    def output_from_blocks(self, sums: torch.Tensor) -> torch.Tensor:
+        """Every block's node sums [N, K, u], flat and side by side -> [N, irreps_out.dim] in e3nn's layout."""
+        return sums.index_select(1, self.output_order)
+
+    def output_gradient_by_block(self, grad: torch.Tensor) -> torch.Tensor:
+        """The inverse of ``output_from_blocks``: [N, irreps_out.dim] -> every block's [N, K, u], side by side."""
+        return grad.index_select(1, self.output_gradient_order)
 
     @property
     def blocks(self) -> tuple[Block, ...]:

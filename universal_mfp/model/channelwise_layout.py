@@ -37,12 +37,20 @@ class MessageLayout(Protocol):
         """Block ``index``'s constant coupling matrix (Clebsch-Gordan times normalisation) in ``dtype``."""
         ...
 
-    def arrange(self, summed: list[torch.Tensor]) -> torch.Tensor:
-        """Per-block node sums [N, K, u] into e3nn's output layout [N, irreps_out.dim]."""
+    def inputs_by_block(self, features: torch.Tensor) -> torch.Tensor:
+        """Node features -> every block's input [N, 2 l1 + 1, u], flat, side by side (in block order)."""
         ...
 
-    def block_gradient(self, grad: torch.Tensor, block: Block) -> torch.Tensor:
-        """The output gradient [N, irreps_out.dim] as block ``block``'s [N, K, u] (inverse of ``arrange``)."""
+    def input_gradient(self, grad_by_block: torch.Tensor) -> torch.Tensor:
+        """The inverse of ``inputs_by_block`` for gradients."""
+        ...
+
+    def output_from_blocks(self, sums: torch.Tensor) -> torch.Tensor:
+        """Every block's node sums [N, K, u], flat and side by side -> e3nn's output layout."""
+        ...
+
+    def output_gradient_by_block(self, grad: torch.Tensor) -> torch.Tensor:
+        """The inverse of ``output_from_blocks`` for gradients."""
         ...
 
 

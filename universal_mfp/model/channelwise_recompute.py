@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from universal_mfp.model import radial_mlp
-from universal_mfp.model.channelwise_layout import Block, MessageLayout, channels_last
+from universal_mfp.model.channelwise_layout import Block, MessageLayout
 
 # numbers per chunk temporary (about 4 MB in float32): small enough to be recycled by the allocator
 _CHUNK_NUMBERS = 1 << 20
@@ -65,6 +65,35 @@ def _weighted_gradient(coupling: torch.Tensor, grad_messages: torch.Tensor) -> t
     return torch.bmm(coupling.view(count, width, -1).transpose(1, 2), grad_messages)
 
 
+def _offsets(sizes: list[int]) -> list[int]:
+    out, offset = [], 0
+    for size in sizes:
+        out.append(offset)
+        offset += size
+    return out
+
+
+def _split(matrix: torch.Tensor, offsets: list[int], sizes: list[int]) -> list[torch.Tensor]:
+    """Column blocks of ``matrix``, each contiguous (rows of a strided view gather several times slower)."""
+    return [matrix[:, offset : offset + size].contiguous() for offset, size in zip(offsets, sizes, strict=True)]
+
+
+def _block_inputs(
+    block: Block,
+    x_block: torch.Tensor,
+    matrix: torch.Tensor,
+    weights: torch.Tensor,
+    harmonics: torch.Tensor,
+    senders: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One block's per-edge work on one chunk: gathered inputs, weighted inputs [C, P d1, u] and couplings."""
+    u, d1, p = block.mul, block.dim_in, block.num_paths
+    count = weights.shape[0]
+    x = x_block.index_select(0, senders).view(count, 1, d1, u)
+    w = weights[:, block.weight_start : block.weight_start + p * u].reshape(count, p, 1, u)
+    return x, (w * x).reshape(count, p * d1, u), harmonics @ matrix
+
+
 class _RecomputedMessages(torch.autograd.Function):
     @staticmethod
     def forward(
@@ -82,22 +111,24 @@ class _RecomputedMessages(torch.autograd.Function):
         matrices_list = list(matrices)
         num_nodes, num_edges = features.shape[0], edge_harmonics.shape[0]
         blocks = tp.blocks
-        x_nodes = [channels_last(features, b).reshape(num_nodes, b.dim_in * b.mul) for b in blocks]  # 2-D gathers
+        in_sizes = [b.dim_in * b.mul for b in blocks]
+        x_blocks = _split(tp.inputs_by_block(features), _offsets(in_sizes), in_sizes)
         couplings = [tp.coupling(index, edge_harmonics.dtype) for index in range(len(blocks))]
         sums = [features.new_zeros(num_nodes, b.width * b.mul) for b in blocks]
         step = _chunk_size(blocks, [m.shape[1] for m in matrices])
+        ctx.kept = None
         for start in range(0, num_edges, step):
             rows = slice(start, start + step)
-            weights, _ = radial_mlp.forward_chunk(edge_inputs[rows], matrices_list)
-            harmonics, receivers, senders = edge_harmonics[rows], centre[rows], neighbour[rows]
-            count = weights.shape[0]
-            for block, x_node, matrix, block_sum in zip(blocks, x_nodes, couplings, sums, strict=True):
-                u, d1, p = block.mul, block.dim_in, block.num_paths
-                x = x_node.index_select(0, senders).view(count, 1, d1, u)
-                w = weights[:, block.weight_start : block.weight_start + p * u].reshape(count, p, 1, u)
-                weighted = (w * x).reshape(count, p * d1, u)
-                block_sum.index_add_(0, receivers, _couple(harmonics @ matrix, weighted, block.width))
-        return tp.arrange([s.view(num_nodes, b.width, b.mul) for b, s in zip(blocks, sums, strict=True)])
+            harmonics, senders, receivers = edge_harmonics[rows], neighbour[rows], centre[rows]
+            weights, pre_activations = radial_mlp.forward_chunk(edge_inputs[rows], matrices_list)
+            kept = []
+            for index, block in enumerate(blocks):
+                work = _block_inputs(block, x_blocks[index], couplings[index], weights, harmonics, senders)
+                sums[index].index_add_(0, receivers, _couple(work[2], work[1], block.width))
+                kept.append(work)
+            if num_edges <= step and any(ctx.needs_input_grad):  # one chunk: keep its work rather than redo it
+                ctx.kept = (weights, pre_activations, kept)
+        return tp.output_from_blocks(torch.cat(sums, dim=1) if len(sums) > 1 else sums[0])
 
     @staticmethod
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
@@ -109,6 +140,7 @@ class _RecomputedMessages(torch.autograd.Function):
 
         tp = ctx.tp
         features, edge_harmonics, edge_inputs, centre, neighbour, *matrices = ctx.saved_tensors
+        saved, ctx.kept = ctx.kept, None
         need_x, need_sh, need_inputs = ctx.needs_input_grad[:3]
         need_matrices = any(ctx.needs_input_grad[6:])
         num_nodes, num_edges = features.shape[0], edge_harmonics.shape[0]
@@ -117,51 +149,52 @@ class _RecomputedMessages(torch.autograd.Function):
         grad_inputs = torch.empty_like(edge_inputs) if need_inputs else None  # every row is written below
         grad_matrices = [torch.zeros_like(m) for m in matrices] if need_matrices else None
         need_w = need_inputs or need_matrices
-        grad_out = grad_out.contiguous()
-        x_nodes = [channels_last(features, b).reshape(num_nodes, b.dim_in * b.mul) for b in blocks]
-        grad_sums = [tp.block_gradient(grad_out, b).reshape(num_nodes, b.width * b.mul) for b in blocks]
-        grad_x_nodes = [torch.zeros_like(x) for x in x_nodes] if need_x else None
+        in_sizes = [b.dim_in * b.mul for b in blocks]
+        x_blocks = [] if saved is not None else _split(tp.inputs_by_block(features), _offsets(in_sizes), in_sizes)
+        grad_x_blocks = [features.new_zeros(num_nodes, size) for size in in_sizes] if need_x else None
+        out_sizes = [b.width * b.mul for b in blocks]
+        grad_blocks = _split(tp.output_gradient_by_block(grad_out), _offsets(out_sizes), out_sizes)
         couplings = [tp.coupling(index, edge_harmonics.dtype) for index in range(len(blocks))]
         step = _chunk_size(blocks, [m.shape[1] for m in matrices])
         for start in range(0, num_edges, step):
             rows = slice(start, start + step)
-            inputs = edge_inputs[rows]
-            weights, pre_activations = radial_mlp.forward_chunk(inputs, matrices)
+            inputs, receivers, senders = edge_inputs[rows], centre[rows], neighbour[rows]
+            if saved is None:
+                weights, pre_activations = radial_mlp.forward_chunk(inputs, matrices)
+            else:
+                weights, pre_activations, kept = saved
             count = weights.shape[0]
-            harmonics, receivers, senders = edge_harmonics[rows], centre[rows], neighbour[rows]
             grad_weights = torch.empty_like(weights) if need_w else None
             for index, block in enumerate(blocks):
                 u, d1, p, width = block.mul, block.dim_in, block.num_paths, block.width
                 columns = slice(block.weight_start, block.weight_start + p * u)
-                x = x_nodes[index].index_select(0, senders).view(count, 1, d1, u)
-                w = weights[:, columns].reshape(count, p, 1, u)
-                grad_messages = grad_sums[index].index_select(0, receivers).view(count, width, u)
+                if saved is None:
+                    x, weighted, coupling = _block_inputs(
+                        block, x_blocks[index], couplings[index], weights, edge_harmonics[rows], senders
+                    )
+                else:
+                    x, weighted, coupling = kept[index]
+                grad_messages = grad_blocks[index].index_select(0, receivers).view(count, width, u)
                 if need_sh:
-                    weighted = (w * x).reshape(count, p * d1, u)
                     grad_sh[rows] += _coupling_gradient(grad_messages, weighted) @ couplings[index].T
                 if need_w or need_x:
-                    coupling = harmonics @ couplings[index]
                     grad_weighted = _weighted_gradient(coupling, grad_messages).view(count, p, d1, u)
                     if need_w:
                         grad_w = grad_weighted * x
                         grad_weights[:, columns] = (grad_w if d1 == 1 else grad_w.sum(2)).reshape(count, p * u)
                     if need_x:
-                        grad_x_nodes[index].index_add_(0, senders, (grad_weighted * w).sum(1).view(count, d1 * u))
+                        w = weights[:, columns].reshape(count, p, 1, u)
+                        grad_x_blocks[index].index_add_(0, senders, (grad_weighted * w).sum(1).view(count, d1 * u))
             if need_w:
                 grad_chunk = radial_mlp.backward_chunk(
                     grad_weights, inputs, pre_activations, matrices, grad_matrices, need_inputs
                 )
                 if need_inputs:
                     grad_inputs[rows] = grad_chunk
-        grad_x = None
+        grad_features = None
         if need_x:
-            grad_x = torch.zeros_like(features)
-            for block, grad_x_node in zip(blocks, grad_x_nodes, strict=True):
-                u, d1 = block.mul, block.dim_in
-                grad_x[:, block.in_start : block.in_start + u * d1] = (
-                    grad_x_node.view(num_nodes, d1, u).transpose(1, 2).reshape(num_nodes, u * d1)
-                )
-        return grad_x, grad_sh, grad_inputs, None, None, None, *(grad_matrices or [None] * len(matrices))
+            grad_features = tp.input_gradient(torch.cat(grad_x_blocks, dim=1) if len(blocks) > 1 else grad_x_blocks[0])
+        return grad_features, grad_sh, grad_inputs, None, None, None, *(grad_matrices or [None] * len(matrices))
 
 
 def recomputed_messages(
