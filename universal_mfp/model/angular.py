@@ -24,6 +24,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from universal_mfp.model.neighbour_density import neighbour_moments
+
 
 class AngularInvariants(nn.Module):
     """[N] species and [E] edges -> [N, num_scalars] additions to the first node features.
@@ -52,7 +54,13 @@ class AngularInvariants(nn.Module):
         nn.init.zeros_(self.output.weight)
 
     def invariants(
-        self, species: torch.Tensor, edge_index: torch.Tensor, edge_harmonics: torch.Tensor, edge_radial: torch.Tensor
+        self,
+        species: torch.Tensor,
+        edge_index: torch.Tensor,
+        edge_harmonics: torch.Tensor,
+        edge_radial: torch.Tensor,
+        *,
+        lean: bool = False,
     ) -> torch.Tensor:
         """The power spectrum P [N, channels * lmax] (channel-major).
 
@@ -61,6 +69,8 @@ class AngularInvariants(nn.Module):
             edge_index: [2, E] centre and neighbour of each edge.
             edge_harmonics: [E, (l + 1)^2] spherical harmonics of the edge directions, degrees 0..l, l >= lmax.
             edge_radial: [E, num_radial_basis] radial basis of the edge lengths.
+            lean: sum over neighbours with the chunked pass and hand-written backward (``neighbour_density``):
+                for evaluation, not when derivatives are taken with ``create_graph=True``.
 
         Raises:
             ValueError: if ``edge_harmonics`` stops below degree ``lmax``.
@@ -75,15 +85,19 @@ class AngularInvariants(nn.Module):
         centre, neighbour = edge_index[0], edge_index[1]
         weights = self.radial(edge_radial) * self.species_weight(species[neighbour])  # [E, K]
         harmonics = edge_harmonics[:, 1:needed]  # [E, M], degrees 1..lmax
-        density = weights.unsqueeze(-1) * harmonics.unsqueeze(1)  # [E, K, M]
-        moments = density.new_zeros(num_nodes, self.channels, harmonics.shape[1])
-        moments = moments.index_add(0, centre, density) * self.norm
+        moments = neighbour_moments(weights, harmonics, centre, num_nodes, lean=lean) * self.norm  # [N, K, M]
         power = moments.new_zeros(num_nodes, self.channels, self.lmax)
         power = power.index_add(2, self.degree_of_column, moments * moments)
         return power.reshape(num_nodes, self.channels * self.lmax)
 
     def forward(
-        self, species: torch.Tensor, edge_index: torch.Tensor, edge_harmonics: torch.Tensor, edge_radial: torch.Tensor
+        self,
+        species: torch.Tensor,
+        edge_index: torch.Tensor,
+        edge_harmonics: torch.Tensor,
+        edge_radial: torch.Tensor,
+        *,
+        lean: bool = False,
     ) -> torch.Tensor:
         """The addition to each atom's embedding [N, num_scalars] (arguments as for ``invariants``)."""
-        return self.output(self.invariants(species, edge_index, edge_harmonics, edge_radial))
+        return self.output(self.invariants(species, edge_index, edge_harmonics, edge_radial, lean=lean))

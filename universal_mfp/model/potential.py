@@ -185,7 +185,7 @@ class MultiFidelityPotential(nn.Module):
         edge_harmonics = all_harmonics[:, : self.num_edge_harmonics]
         features = self.embedding(species)
         if self.angular is not None:
-            features = features + self.angular(species, edge_index, all_harmonics, edge_radial)
+            features = features + self.angular(species, edge_index, all_harmonics, edge_radial, lean=recompute)
         for block in self.interactions:  # shared layers (one bias row) ignore the fidelity
             features = block(features, node_fidelity, edge_index, edge_harmonics, edge_radial, recompute=recompute)
         return features
