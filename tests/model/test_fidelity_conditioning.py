@@ -9,6 +9,7 @@ from ase import Atoms
 from tests.model.helpers import batch_of, rattled_crystal, small_config, small_model
 from universal_mfp.data import keys
 from universal_mfp.model import ModelConfig
+from universal_mfp.model.fidelity_linear import FidelityDense
 from universal_mfp.model.potential import build_model
 
 
@@ -100,3 +101,18 @@ def test_conditioning_mode_round_trips_and_defaults_for_old_configs():
     assert ModelConfig.from_dict(old).fidelity_conditioning == "all"
     with pytest.raises(ValueError, match="unknown fidelity_conditioning 'hidden'"):
         small_config(fidelity_conditioning="hidden")
+
+
+def test_a_head_gives_the_same_rows_alone_and_in_a_mixed_batch():
+    """One fidelity in the batch takes the single-head path; a mixed batch evaluates every head: same rows."""
+    dense = FidelityDense(6, 4, 3)
+    with torch.no_grad():
+        dense.fidelity_weight.normal_(generator=torch.Generator().manual_seed(0))
+    features = torch.randn(5, 6, generator=torch.Generator().manual_seed(1))
+    alone = dense(features, torch.full((5,), 2))
+    mixed = dense(features, torch.tensor([2, 0, 2, 1, 2]))
+    for row in (0, 2, 4):
+        assert torch.equal(alone[row], mixed[row])
+    expected = features @ dense.fidelity_weight[2] / 6**0.5 + dense.fidelity_bias[2]
+    assert torch.allclose(alone, expected, rtol=0, atol=1e-6)
+    assert not torch.allclose(mixed[1], alone[1], rtol=0, atol=1e-3)  # other heads differ

@@ -96,6 +96,18 @@ class InteractionBlock(nn.Module):
         self.fused_self_connection = FusedLinear(self.self_connection)
         self.fused_gate = FusedGate(self.gate)
 
+    def _radial_matrices(self) -> list[torch.Tensor]:
+        """``radial_matrices`` of the radial network, kept while its weights are frozen and unchanged."""
+        weights = list(self.radial_network.parameters())
+        if any(w.requires_grad for w in weights):
+            return radial_matrices(self.radial_network)
+        key = tuple((w.data_ptr(), w._version, w.dtype, w.device) for w in weights)
+        cached = getattr(self, "_radial_cache", None)
+        if cached is None or cached[0] != key:
+            cached = (key, [m.detach() for m in radial_matrices(self.radial_network)])
+            self._radial_cache = cached
+        return cached[1]
+
     def forward(
         self,
         features: torch.Tensor,
@@ -114,7 +126,7 @@ class InteractionBlock(nn.Module):
         centre, neighbour = edge_index[0], edge_index[1]
         x = self.linear_1(features, node_fidelity)
         if recompute:  # the per-edge weights are computed chunk by chunk inside the message pass
-            matrices = radial_matrices(self.radial_network)
+            matrices = self._radial_matrices()
             aggregated = recomputed_messages(self.messages, x, edge_harmonics, edge_radial, centre, neighbour, matrices)
         else:
             weights = self.radial_network(edge_radial)
