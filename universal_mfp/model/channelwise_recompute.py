@@ -65,17 +65,9 @@ def _weighted_gradient(coupling: torch.Tensor, grad_messages: torch.Tensor) -> t
     return torch.bmm(coupling.view(count, width, -1).transpose(1, 2), grad_messages)
 
 
-def _offsets(sizes: list[int]) -> list[int]:
-    out, offset = [], 0
-    for size in sizes:
-        out.append(offset)
-        offset += size
-    return out
-
-
-def _split(matrix: torch.Tensor, offsets: list[int], sizes: list[int]) -> list[torch.Tensor]:
+def _split(matrix: torch.Tensor, sizes: list[int]) -> list[torch.Tensor]:
     """Column blocks of ``matrix``, each contiguous (rows of a strided view gather several times slower)."""
-    return [matrix[:, offset : offset + size].contiguous() for offset, size in zip(offsets, sizes, strict=True)]
+    return [part.contiguous() for part in matrix.split(sizes, dim=1)]
 
 
 def _block_inputs(
@@ -112,7 +104,7 @@ class _RecomputedMessages(torch.autograd.Function):
         num_nodes, num_edges = features.shape[0], edge_harmonics.shape[0]
         blocks = tp.blocks
         in_sizes = [b.dim_in * b.mul for b in blocks]
-        x_blocks = _split(tp.inputs_by_block(features), _offsets(in_sizes), in_sizes)
+        x_blocks = _split(tp.inputs_by_block(features), in_sizes)
         couplings = [tp.coupling(index, edge_harmonics.dtype) for index in range(len(blocks))]
         sums = [features.new_zeros(num_nodes, b.width * b.mul) for b in blocks]
         step = _chunk_size(blocks, [m.shape[1] for m in matrices])
@@ -150,10 +142,10 @@ class _RecomputedMessages(torch.autograd.Function):
         grad_matrices = [torch.zeros_like(m) for m in matrices] if need_matrices else None
         need_w = need_inputs or need_matrices
         in_sizes = [b.dim_in * b.mul for b in blocks]
-        x_blocks = [] if saved is not None else _split(tp.inputs_by_block(features), _offsets(in_sizes), in_sizes)
+        x_blocks = [] if saved is not None else _split(tp.inputs_by_block(features), in_sizes)
         grad_x_blocks = [features.new_zeros(num_nodes, size) for size in in_sizes] if need_x else None
         out_sizes = [b.width * b.mul for b in blocks]
-        grad_blocks = _split(tp.output_gradient_by_block(grad_out), _offsets(out_sizes), out_sizes)
+        grad_blocks = _split(tp.output_gradient_by_block(grad_out), out_sizes)
         couplings = [tp.coupling(index, edge_harmonics.dtype) for index in range(len(blocks))]
         step = _chunk_size(blocks, [m.shape[1] for m in matrices])
         for start in range(0, num_edges, step):
