@@ -11,7 +11,8 @@ computes, in fewer and larger operations:
   normalisation) of those paths form one constant block-diagonal matrix, so one matrix product with
   the edge harmonics gives the per-edge coupling ``[E, K, P (2l1+1)]`` and one batched matrix product
   gives every message of those paths; one ``index_add`` then sums them on their centre atoms;
-* the rearrangement into e3nn's output layout happens on nodes, after the sum, not on edges;
+* the rearrangements from e3nn's layouts and back are one column gather each, on nodes (after the sum), not on
+  edges;
 * autograd keeps the gathered inputs, the weighted inputs and the small coupling per edge, never the
   messages themselves.
 
@@ -24,7 +25,7 @@ import torch
 from e3nn import o3
 from torch import nn
 
-from universal_mfp.model.channelwise_layout import Block, channels_last
+from universal_mfp.model.channelwise_layout import Block, split_columns
 from universal_mfp.model.channelwise_recompute import recomputed_messages
 
 
@@ -131,25 +132,6 @@ class ChannelwiseTensorProduct(nn.Module):
         """Constant [dim_sh, K * P * (2 l1 + 1)] matrix of block ``index``: edge harmonics -> coupling."""
         return getattr(self, f"coupling_{index}").to(dtype)
 
-    def arrange(self, summed: list[torch.Tensor]) -> torch.Tensor:
-        """Per-block node sums [N, K, u] -> [N, irreps_out.dim] in e3nn's layout."""
-        pieces: list[torch.Tensor | None] = [None] * len(self.irreps_out)
-        for block, block_sum in zip(self._blocks, summed, strict=True):
-            num_nodes, u = block_sum.shape[0], block.mul
-            for i_out, k0, d3 in block.outputs:
-                pieces[i_out] = block_sum[:, k0 : k0 + d3].transpose(1, 2).reshape(num_nodes, u * d3)
-        out = [piece for piece in pieces if piece is not None]
-        return torch.cat(out, dim=1) if len(out) > 1 else out[0]
-
-    def block_gradient(self, grad: torch.Tensor, block: Block) -> torch.Tensor:
-        """The inverse of ``arrange`` for one block: [N, irreps_out.dim] -> [N, K, u]."""
-        num_nodes = grad.shape[0]
-        parts = [
-            grad[:, self._out_slices[i_out]].reshape(num_nodes, block.mul, d3).transpose(1, 2)
-            for i_out, _, d3 in block.outputs
-        ]
-        return torch.cat(parts, dim=1)
-
     def forward(
         self,
         features: torch.Tensor,
@@ -179,15 +161,14 @@ class ChannelwiseTensorProduct(nn.Module):
         if recompute:
             return recomputed_messages(self, features, edge_harmonics, weights, centre, neighbour)
         num_nodes, num_edges = features.shape[0], edge_harmonics.shape[0]
-        summed = []
+        inputs = split_columns(self.inputs_by_block(features), [b.dim_in * b.mul for b in self._blocks])
         block_weights = weights.split([block.num_paths * block.mul for block in self._blocks], dim=1)
-        for index, (block, w) in enumerate(zip(self._blocks, block_weights, strict=True)):
+        sums = []
+        for index, (block, x_block, w) in enumerate(zip(self._blocks, inputs, block_weights, strict=True)):
             u, d1, p, width = block.mul, block.dim_in, block.num_paths, block.width
-            x = channels_last(features, block).index_select(0, neighbour)  # [E, d1, u]
-            weighted = (w.reshape(num_edges, p, 1, u) * x.unsqueeze(1)).reshape(num_edges, p * d1, u)
+            x = x_block.index_select(0, neighbour).view(num_edges, 1, d1, u)
+            weighted = (w.reshape(num_edges, p, 1, u) * x).reshape(num_edges, p * d1, u)
             coupling = edge_harmonics @ self.coupling(index, edge_harmonics.dtype)
-            messages = torch.bmm(coupling.reshape(num_edges, width, p * d1), weighted)  # [E, K, u]
-            messages = messages.reshape(num_edges, width * u)
-            block_sum = messages.new_zeros(num_nodes, width * u).index_add(0, centre, messages)
-            summed.append(block_sum.reshape(num_nodes, width, u))
-        return self.arrange(summed)
+            messages = torch.bmm(coupling.reshape(num_edges, width, p * d1), weighted).view(num_edges, width * u)
+            sums.append(messages.new_zeros(num_nodes, width * u).index_add(0, centre, messages))
+        return self.output_from_blocks(torch.cat(sums, dim=1) if len(sums) > 1 else sums[0])

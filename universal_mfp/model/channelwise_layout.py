@@ -1,7 +1,8 @@
 """The layout shared by the two message passes of ``ChannelwiseTensorProduct`` (plain and memory-lean).
 
-A ``Block`` is the set of paths leaving one input irrep; ``channels_last`` views its input as
-``[N, 2 l1 + 1, u]``; ``MessageLayout`` is what the memory-lean pass needs from the tensor product.
+A ``Block`` is the set of paths leaving one input irrep; both passes hold every block's inputs
+``[N, 2 l1 + 1, u]`` and node sums ``[N, K, u]`` flat, side by side, and ``split_columns`` takes them apart;
+``MessageLayout`` is what the memory-lean pass needs from the tensor product.
 """
 
 from __future__ import annotations
@@ -54,7 +55,6 @@ class MessageLayout(Protocol):
         ...
 
 
-def channels_last(features: torch.Tensor, block: Block) -> torch.Tensor:
-    """The input irrep of ``block`` as [N, 2 l1 + 1, u] (a view of the node features)."""
-    u, d1 = block.mul, block.dim_in
-    return features[:, block.in_start : block.in_start + u * d1].reshape(features.shape[0], u, d1).transpose(1, 2)
+def split_columns(matrix: torch.Tensor, sizes: list[int]) -> list[torch.Tensor]:
+    """Column blocks of ``matrix``, each contiguous (rows of a strided view gather several times slower)."""
+    return [part.contiguous() for part in matrix.split(sizes, dim=1)]

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from universal_mfp.model import radial_mlp
-from universal_mfp.model.channelwise_layout import Block, MessageLayout
+from universal_mfp.model.channelwise_layout import Block, MessageLayout, split_columns
 
 # numbers per chunk temporary (about 4 MB in float32): small enough to be recycled by the allocator
 _CHUNK_NUMBERS = 1 << 20
@@ -65,11 +65,6 @@ def _weighted_gradient(coupling: torch.Tensor, grad_messages: torch.Tensor) -> t
     return torch.bmm(coupling.view(count, width, -1).transpose(1, 2), grad_messages)
 
 
-def _split(matrix: torch.Tensor, sizes: list[int]) -> list[torch.Tensor]:
-    """Column blocks of ``matrix``, each contiguous (rows of a strided view gather several times slower)."""
-    return [part.contiguous() for part in matrix.split(sizes, dim=1)]
-
-
 def _block_inputs(
     block: Block,
     x_block: torch.Tensor,
@@ -104,10 +99,11 @@ class _RecomputedMessages(torch.autograd.Function):
         num_nodes, num_edges = features.shape[0], edge_harmonics.shape[0]
         blocks = tp.blocks
         in_sizes = [b.dim_in * b.mul for b in blocks]
-        x_blocks = _split(tp.inputs_by_block(features), in_sizes)
+        x_blocks = split_columns(tp.inputs_by_block(features), in_sizes)
         couplings = [tp.coupling(index, edge_harmonics.dtype) for index in range(len(blocks))]
         sums = [features.new_zeros(num_nodes, b.width * b.mul) for b in blocks]
         step = _chunk_size(blocks, [m.shape[1] for m in matrices])
+        keep = num_edges <= step and any(ctx.needs_input_grad)  # one chunk: keep its work rather than redo it
         ctx.kept = None
         for start in range(0, num_edges, step):
             rows = slice(start, start + step)
@@ -117,8 +113,9 @@ class _RecomputedMessages(torch.autograd.Function):
             for index, block in enumerate(blocks):
                 work = _block_inputs(block, x_blocks[index], couplings[index], weights, harmonics, senders)
                 sums[index].index_add_(0, receivers, _couple(work[2], work[1], block.width))
-                kept.append(work)
-            if num_edges <= step and any(ctx.needs_input_grad):  # one chunk: keep its work rather than redo it
+                if keep:
+                    kept.append(work)
+            if keep:
                 ctx.kept = (weights, pre_activations, kept)
         return tp.output_from_blocks(torch.cat(sums, dim=1) if len(sums) > 1 else sums[0])
 
@@ -142,10 +139,10 @@ class _RecomputedMessages(torch.autograd.Function):
         grad_matrices = [torch.zeros_like(m) for m in matrices] if need_matrices else None
         need_w = need_inputs or need_matrices
         in_sizes = [b.dim_in * b.mul for b in blocks]
-        x_blocks = [] if saved is not None else _split(tp.inputs_by_block(features), in_sizes)
+        x_blocks = [] if saved is not None else split_columns(tp.inputs_by_block(features), in_sizes)
         grad_x_blocks = [features.new_zeros(num_nodes, size) for size in in_sizes] if need_x else None
         out_sizes = [b.width * b.mul for b in blocks]
-        grad_blocks = _split(tp.output_gradient_by_block(grad_out), out_sizes)
+        grad_blocks = split_columns(tp.output_gradient_by_block(grad_out), out_sizes)
         couplings = [tp.coupling(index, edge_harmonics.dtype) for index in range(len(blocks))]
         step = _chunk_size(blocks, [m.shape[1] for m in matrices])
         for start in range(0, num_edges, step):
