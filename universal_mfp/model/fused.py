@@ -25,6 +25,8 @@ from e3nn import o3
 from e3nn.nn import Gate
 from torch import nn
 
+from universal_mfp.model.frozen import frozen_key
+
 
 class FusedLinear(nn.Module):
     """The function of an ``o3.Linear`` (internal, shared weights, no biases), evaluated per kind of irrep.
@@ -91,8 +93,8 @@ class FusedLinear(nn.Module):
 
     def _matrix(self, group: int, weight: torch.Tensor, num_rows: int, num_cols: int) -> torch.Tensor:
         """The group's weights as one [rows, cols] matrix; kept while a frozen weight stays unchanged."""
-        key = (weight.data_ptr(), weight._version, weight.dtype, weight.device)
-        if not weight.requires_grad and self._cache.get(group, (None,))[0] == key:
+        key = frozen_key([weight])
+        if key is not None and self._cache.get(group, (None,))[0] == key:
             return self._cache[group][1]
         index, scale = getattr(self, f"index_{group}"), getattr(self, f"scale_{group}")
         matrix = (weight.index_select(0, index) * scale.to(weight.dtype)).view(num_rows, num_cols)

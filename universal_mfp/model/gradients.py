@@ -15,6 +15,21 @@ from universal_mfp.data import keys
 EnergyFunction = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
+def times_structure_matrix(
+    rows: torch.Tensor, matrices: torch.Tensor, batch_index: torch.Tensor, row_atoms: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``rows[r] @ matrices[b]`` [R, 3] for rows [R, 3] and per-structure matrices [B, 3, 3].
+
+    Row r belongs to structure ``batch_index[r]``, or ``batch_index[row_atoms[r]]`` when the rows belong to atoms
+    (edges to their centre atom). One structure is one matrix product; several are gathered by ``index_select``
+    (the backward of advanced indexing would add every row's gradient into its structure's matrix one by one).
+    """
+    if matrices.shape[0] == 1:
+        return rows @ matrices[0]
+    structure = batch_index if row_atoms is None else batch_index.index_select(0, row_atoms)
+    return (rows.unsqueeze(-1) * matrices.index_select(0, structure)).sum(1)
+
+
 def energy_forces_stress(
     energy_fn: EnergyFunction,
     positions: torch.Tensor,
@@ -50,10 +65,7 @@ def energy_forces_stress(
         strain = torch.zeros_like(cell, requires_grad=True)
         inputs.append(strain)
         symmetric = 0.5 * (strain + strain.transpose(1, 2))
-        if symmetric.shape[0] == 1:  # one structure: one matrix product, with a cheap backward
-            positions = positions + positions @ symmetric[0]
-        else:
-            positions = positions + (positions.unsqueeze(-1) * symmetric.index_select(0, batch_index)).sum(1)
+        positions = positions + times_structure_matrix(positions, symmetric, batch_index)
         cell = cell + torch.bmm(cell, symmetric)
 
     energy, atomic_energies = energy_fn(positions, cell)

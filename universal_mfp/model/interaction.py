@@ -10,6 +10,7 @@ from torch import nn
 from universal_mfp.model.channelwise import ChannelwiseTensorProduct
 from universal_mfp.model.channelwise_recompute import recomputed_messages
 from universal_mfp.model.fidelity_linear import FidelityLinear
+from universal_mfp.model.frozen import frozen_key
 from universal_mfp.model.fused import FusedGate, FusedLinear
 from universal_mfp.model.radial_mlp import radial_matrices
 
@@ -95,18 +96,17 @@ class InteractionBlock(nn.Module):
         # keep the weights, the activations and the state_dict layout
         self.fused_self_connection = FusedLinear(self.self_connection)
         self.fused_gate = FusedGate(self.gate)
+        # frozen radial weights: (frozen_key, folded matrices) for the lean pass; not state
+        self._radial_cache: tuple[tuple, list[torch.Tensor]] | None = None
 
     def _radial_matrices(self) -> list[torch.Tensor]:
         """``radial_matrices`` of the radial network, kept while its weights are frozen and unchanged."""
-        weights = list(self.radial_network.parameters())
-        if any(w.requires_grad for w in weights):
+        key = frozen_key(self.radial_network.parameters())
+        if key is None:
             return radial_matrices(self.radial_network)
-        key = tuple((w.data_ptr(), w._version, w.dtype, w.device) for w in weights)
-        cached = getattr(self, "_radial_cache", None)
-        if cached is None or cached[0] != key:
-            cached = (key, [m.detach() for m in radial_matrices(self.radial_network)])
-            self._radial_cache = cached
-        return cached[1]
+        if self._radial_cache is None or self._radial_cache[0] != key:
+            self._radial_cache = (key, [m.detach() for m in radial_matrices(self.radial_network)])
+        return self._radial_cache[1]
 
     def forward(
         self,

@@ -11,7 +11,8 @@ from universal_mfp.data import keys
 from universal_mfp.model.angular import AngularInvariants
 from universal_mfp.model.config import ModelConfig, resolve_dtype
 from universal_mfp.model.fidelity_linear import FidelityDense, FidelityLinear
-from universal_mfp.model.gradients import energy_forces_stress
+from universal_mfp.model.frozen import frozen_key
+from universal_mfp.model.gradients import energy_forces_stress, times_structure_matrix
 from universal_mfp.model.harmonics import EdgeHarmonics
 from universal_mfp.model.interaction import InteractionBlock
 from universal_mfp.model.radial import RadialEmbedding
@@ -203,11 +204,11 @@ class MultiFidelityPotential(nn.Module):
         num_species = self.species_of_z.new_tensor(len(self.config.elements))
         pair = node_fidelity * num_species + species
         unique, inverse = torch.unique(pair, return_inverse=True)
-        parameters = self._parameters_once()
-        if any(p.requires_grad for p in parameters):
+        frozen = frozen_key(self._parameters_once())
+        if frozen is None:
             return self._isolated_values(unique, num_species)[inverse]
         # frozen parameters (evaluation copies): the values are constants, cached until a parameter changes
-        key = (*((p.data_ptr(), p._version) for p in parameters), self.dtype, species.device)
+        key = (frozen, species.device)
         if self._isolated_cache is None or self._isolated_cache[0] != key:
             self._isolated_cache = (key, {})
         cache = self._isolated_cache[1]
@@ -256,12 +257,8 @@ class MultiFidelityPotential(nn.Module):
     ) -> torch.Tensor:
         """Vectors [E, 3] from each edge's centre to its neighbour's periodic image."""
         centre, neighbour = edge_index[0], edge_index[1]
-        # Gathers by index_select: the backward of advanced indexing accumulates rows one by one, and for the
-        # cell it accumulates every edge into one row (25 ms of a 1000-atom call, against 5 ms).
-        if cell.shape[0] == 1:  # one structure: shifts @ cell as one matrix product
-            offsets = edge_shifts @ cell[0]
-        else:  # shifts @ cell per edge, as a broadcast sum (a batched product of 1x3 by 3x3 matrices is slower)
-            offsets = (edge_shifts.unsqueeze(-1) * cell.index_select(0, batch_index.index_select(0, centre))).sum(1)
+        offsets = times_structure_matrix(edge_shifts, cell, batch_index, centre)
+        # index_select, not advanced indexing: the backward of the latter accumulates rows one by one
         return positions.index_select(0, neighbour) - positions.index_select(0, centre) + offsets
 
     @staticmethod
