@@ -90,14 +90,6 @@ class AngularInvariants(nn.Module):
         power = power.index_add(2, self.degree_of_column, moments * moments)
         return power.reshape(num_nodes, self.channels * self.lmax)
 
-    def forward(
-        self,
-        species: torch.Tensor,
-        edge_index: torch.Tensor,
-        edge_harmonics: torch.Tensor,
-        edge_radial: torch.Tensor,
-        *,
-        lean: bool = False,
-    ) -> torch.Tensor:
-        """The addition to each atom's embedding [N, num_scalars] (arguments as for ``invariants``)."""
-        return self.output(self.invariants(species, edge_index, edge_harmonics, edge_radial, lean=lean))
+    def forward(self, *inputs: torch.Tensor, lean: bool = False) -> torch.Tensor:
+        """The addition to each atom's embedding [N, num_scalars]; ``inputs`` and ``lean`` as for ``invariants``."""
+        return self.output(self.invariants(*inputs, lean=lean))
